@@ -1,0 +1,91 @@
+# Build for the whole project. `make` builds every program into build/bin/;
+# `make test` runs the unit and black-box tests; `make asan` runs them again
+# under AddressSanitizer and UndefinedBehaviorSanitizer; `make fuzz` builds
+# the libFuzzer targets (`make fuzz-run` runs each for FUZZ_SECONDS).
+#
+# Layers (see docs/ARCHITECTURE.md): storage/ -> libnvrstorage.a (no project
+# dependencies); nvr/ and tools/ link it; web/ comes on top of both.
+
+CC      ?= cc
+BUILD   ?= build
+PKGS    := liburing lmdb libzstd libxxhash
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
+           $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+TEST_LDLIBS := $(shell pkg-config --libs criterion)
+
+STORAGE_SRC := $(wildcard storage/*.c)
+STORAGE_OBJ := $(STORAGE_SRC:%.c=$(BUILD)/obj/%.o)
+STORAGE_LIB := $(BUILD)/lib/libnvrstorage.a
+
+# Programs: name -> sources under tools/ or nvr/.
+PROGRAMS := nvr-format nvr-fsck nvr-bench nvrd
+nvr-format_SRC := $(wildcard tools/format/*.c)
+nvr-fsck_SRC   := $(wildcard tools/fsck/*.c)
+nvr-bench_SRC  := $(wildcard tools/bench/*.c)
+nvrd_SRC       := $(wildcard nvr/*.c)
+
+BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
+
+TEST_SRC  := $(wildcard tests/unit/*.c)
+TEST_BINS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TEST_HELPERS := $(BUILD)/tests/crashwriter
+
+FUZZ_SRC  := $(wildcard tests/fuzz/*.c)
+FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_SECONDS ?= 60
+
+.PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(STORAGE_LIB): $(STORAGE_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+.SECONDEXPANSION:
+$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$($$*_SRC)) $(STORAGE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(STORAGE_LIB) tests/unit/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DNVR_FAULT_INJECTION -Istorage -o $@ $< $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
+
+$(BUILD)/tests/crashwriter: tests/helpers/crashwriter.c $(STORAGE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Istorage -o $@ $< $(STORAGE_LIB) $(LDLIBS)
+
+# The unit tests (Criterion) and the black-box tests of the binaries.
+test: all $(TEST_BINS) $(TEST_HELPERS)
+	BUILD=$(BUILD) tests/run-tests.sh
+
+# Same tests, sanitizers on, in a separate build tree. Fault injection is
+# compiled into the library there so the failing-volume test runs too.
+asan:
+	$(MAKE) BUILD=build-asan CC=clang \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DNVR_FAULT_INJECTION" \
+	  LDFLAGS="-fsanitize=address,undefined" test
+
+# libFuzzer targets: one per parser, linked against a sanitizer build of the library.
+fuzz: $(FUZZ_BINS)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(STORAGE_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	  $(shell pkg-config --cflags $(PKGS)) -Istorage -o $@ $< $(STORAGE_SRC) $(LDLIBS)
+
+fuzz-run: fuzz
+	for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$n || exit 1; done
+
+deps:
+	scripts/install-deps.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,300 @@
+/*
+ * indexer.c - the index thread: the only writer of the LMDB index.
+ *
+ * Writer threads send it messages (chunks synced, segment sealed, segment
+ * wanted); it applies everything that has queued up in one write
+ * transaction and commits, so under load a commit covers many chunks and
+ * the index costs one fdatasync per batch, not per chunk.
+ *
+ * Preparing a segment (ORDERING, see also writer.c):
+ *  1. If the volume has no free slot, reclaim its oldest generation: delete
+ *     or trim every range that starts in it and delete its segment record.
+ *  2. Record the new generation OPEN in the chosen slot and bump the
+ *     volume's next_gen.
+ *  3. Commit. Only now is the slot handed to the writer; until then nothing
+ *     overwrites the old data, so no committed index entry ever points at
+ *     overwritten bytes. A reader that looked up the old generation before
+ *     the commit reads a different generation number in the record headers
+ *     and gets STG_EGONE, never wrong bytes.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "internal.h"
+
+void indexer_send(struct stg *stg, struct imsg *m)
+{
+	m->next = NULL;
+	pthread_mutex_lock(&stg->ix_lock);
+	if (stg->ix_tail)
+		stg->ix_tail->next = m;
+	else
+		stg->ix_head = m;
+	stg->ix_tail = m;
+	pthread_cond_signal(&stg->ix_cond);
+	pthread_mutex_unlock(&stg->ix_lock);
+}
+
+static int read_volume(MDB_txn *t, struct stg *stg, struct vol *v, struct idx_volume *rec)
+{
+	uint8_t kb[2] = { v->id >> 8, v->id & 0xff };
+	MDB_val k = { 2, kb }, d;
+	int err = mdb_get(t, idx_db_volumes(stg->ix), &k, &d);
+	if (!err)
+		memcpy(rec, d.mv_data, sizeof *rec);
+	return err;
+}
+
+static int write_volume(MDB_txn *t, struct stg *stg, struct vol *v, struct idx_volume *rec)
+{
+	uint8_t kb[2] = { v->id >> 8, v->id & 0xff };
+	MDB_val k = { 2, kb }, d = { sizeof *rec, rec };
+	return mdb_put(t, idx_db_volumes(stg->ix), &k, &d, 0);
+}
+
+/* Oldest live sealed generation of a volume (lowest number). */
+static int oldest_gen(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen,
+                      struct idx_segment *s)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, idx_db_segments(stg->ix), &c);
+	if (err)
+		return err;
+	struct seg_key sk;
+	seg_key_make(&sk, v->id, 0);
+	MDB_val k = { sizeof sk, &sk }, d;
+	err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	while (!err) {
+		uint16_t vid;
+		seg_key_parse(k.mv_data, &vid, gen);
+		if (vid != v->id) {
+			err = MDB_NOTFOUND;
+			break;
+		}
+		memcpy(s, d.mv_data, sizeof *s);
+		if (s->state == SEG_SEALED)
+			break;
+		err = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	return err;
+}
+
+/* Post-commit effects of a prepared segment. */
+struct prepared {
+	struct vol *v;
+	uint32_t gen, slot;
+	uint32_t reclaimed_gen;       /* 0 if a free slot was used */
+	uint32_t reclaimed_slot;
+};
+
+static int prepare_segment(MDB_txn *t, struct stg *stg, struct vol *v,
+                           struct prepared *p)
+{
+	uint32_t slot = UINT32_MAX;
+	memset(p, 0, sizeof *p);
+	p->v = v;
+	for (uint32_t i = 0; i < v->hdr.segment_count && slot == UINT32_MAX; i++)
+		if (v->slot_gen[i] == 0 && !(v->ready_gen && v->ready_slot == i))
+			slot = i;
+	if (slot == UINT32_MAX) {
+		uint32_t g;
+		struct idx_segment s;
+		int err = oldest_gen(t, stg, v, &g, &s);
+		if (err == MDB_NOTFOUND)
+			return STG_ENOVOLUME;   /* every segment is open: ring too small */
+		if (err)
+			return err;
+		err = idx_reclaim_gen(t, stg, v->id, g);
+		if (err)
+			return err;
+		slot = s.slot;
+		p->reclaimed_gen = g;
+		p->reclaimed_slot = slot;
+	}
+	struct idx_volume rec;
+	int err = read_volume(t, stg, v, &rec);
+	if (err)
+		return err;
+	p->gen = rec.next_gen++;
+	p->slot = slot;
+	err = write_volume(t, stg, v, &rec);
+	if (err)
+		return err;
+	struct idx_segment s = { .slot = slot, .state = SEG_OPEN };
+	return idx_put_segment(t, stg->ix, v->id, p->gen, &s);
+}
+
+static void apply_prepared(struct stg *stg, struct prepared *p)
+{
+	struct vol *v = p->v;
+	if (p->reclaimed_gen) {
+		dc_drop(stg->dc, v->id, p->reclaimed_gen);
+		v->reclaims++;
+	}
+	pthread_mutex_lock(&v->lock);
+	if (p->reclaimed_gen)
+		v->slot_gen[p->reclaimed_slot] = 0;
+	else
+		v->free_slots--;
+	v->slot_gen[p->slot] = p->gen;
+	v->ready_gen = p->gen;
+	v->ready_slot = p->slot;
+	v->slot_requested = false;
+	pthread_mutex_unlock(&v->lock);
+	if (v->writer)
+		writer_wake(v->writer);
+}
+
+static int apply_chunks(MDB_txn *t, struct stg *stg, struct imsg *m)
+{
+	for (uint32_t i = 0; i < m->n; i++) {
+		int err = idx_merge_chunk(t, stg->ix, m->vol->id, m->gen,
+		                          stg->cfg.gap_us, &m->e[i]);
+		if (!err)
+			err = idx_segment_add_chunk(t, stg->ix, m->vol->id, m->gen, &m->e[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int apply_seal(MDB_txn *t, struct stg *stg, struct imsg *m)
+{
+	struct idx_segment s;
+	int err = idx_get_segment(t, stg->ix, m->vol->id, m->gen, &s);
+	if (err)
+		return err;
+	s.state = SEG_SEALED;
+	s.dir_off = m->dir_off;
+	s.dir_len = m->dir_len;
+	return idx_put_segment(t, stg->ix, m->vol->id, m->gen, &s);
+}
+
+/* Applies a batch of messages in one transaction. Returns MDB_MAP_FULL if
+ * the caller must grow the map and call again. */
+static int apply_batch(struct stg *stg, struct imsg *head, struct prepared *prep,
+                       int *nprep)
+{
+	MDB_txn *t;
+	int err = idx_write_begin(stg->ix, &t);
+	if (err)
+		return err;
+	*nprep = 0;
+	for (struct imsg *m = head; m && !err; m = m->next) {
+		if (m->type == IMSG_CHUNKS)
+			err = apply_chunks(t, stg, m);
+		else if (m->type == IMSG_SEAL)
+			err = apply_seal(t, stg, m);
+		else if (m->type == IMSG_NEED_SEGMENT && m->vol->state == STG_VOL_ACTIVE) {
+			err = prepare_segment(t, stg, m->vol, &prep[*nprep]);
+			if (err == STG_ENOVOLUME) {
+				LOG_ERR("event=no_segment_to_reclaim path=%s", m->vol->path);
+				err = 0;
+			} else if (!err) {
+				/* make this slot visible to later prepares in the batch */
+				(*nprep)++;
+			}
+		}
+	}
+	if (err) {
+		mdb_txn_abort(t);
+		return err;
+	}
+	return idx_write_commit(stg->ix, t);
+}
+
+static void finish_batch(struct stg *stg, struct imsg *head, struct prepared *prep, int nprep)
+{
+	for (int i = 0; i < nprep; i++)
+		apply_prepared(stg, &prep[i]);
+	for (struct imsg *m = head, *next; m; m = next) {
+		next = m->next;
+		if (m->type == IMSG_SEAL)
+			dc_seal(stg->dc, m->dir), dc_put(stg->dc, m->dir);
+		if (m->type == IMSG_BARRIER)
+			sem_post(m->done);
+		free(m->e);
+		free(m);
+	}
+}
+
+static void process(struct stg *stg, struct imsg *head)
+{
+	int count = 0;
+	for (struct imsg *m = head; m; m = m->next)
+		count++;
+	struct prepared *prep = calloc((size_t)count + 1, sizeof *prep);
+	if (!prep)
+		abort();
+	int nprep = 0, err;
+	while ((err = apply_batch(stg, head, prep, &nprep)) == MDB_MAP_FULL)
+		if (idx_grow(stg->ix))
+			break;
+	if (err) {
+		LOG_ERR("event=index_commit_failed err=\"%s\" messages=%d", stg_strerror(err), count);
+		nprep = 0;
+		/* requests for segments are retried by the writer's next request */
+		for (struct imsg *m = head; m; m = m->next)
+			if (m->type == IMSG_NEED_SEGMENT)
+				m->vol->slot_requested = false;
+	}
+	finish_batch(stg, head, prep, nprep);
+	free(prep);
+}
+
+static void *indexer_main(void *arg)
+{
+	struct stg *stg = arg;
+	pthread_mutex_lock(&stg->ix_lock);
+	for (;;) {
+		while (!stg->ix_head && !stg->ix_stop)
+			pthread_cond_wait(&stg->ix_cond, &stg->ix_lock);
+		if (!stg->ix_head && stg->ix_stop)
+			break;
+		struct imsg *head = stg->ix_head;
+		stg->ix_head = stg->ix_tail = NULL;
+		pthread_mutex_unlock(&stg->ix_lock);
+		process(stg, head);
+		pthread_mutex_lock(&stg->ix_lock);
+	}
+	pthread_mutex_unlock(&stg->ix_lock);
+	return NULL;
+}
+
+int indexer_start(struct stg *stg)
+{
+	stg->ix_stop = false;
+	int err = -pthread_create(&stg->ix_thread, NULL, indexer_main, stg);
+	stg->ix_running = err == 0;
+	return err;
+}
+
+void indexer_stop(struct stg *stg)
+{
+	if (!stg->ix_running)
+		return;
+	pthread_mutex_lock(&stg->ix_lock);
+	stg->ix_stop = true;
+	pthread_cond_signal(&stg->ix_cond);
+	pthread_mutex_unlock(&stg->ix_lock);
+	pthread_join(stg->ix_thread, NULL);
+	stg->ix_running = false;
+}
+
+int indexer_prepare_all(struct stg *stg)
+{
+	for (int i = 0; i < stg->nvols; i++) {
+		struct vol *v = &stg->vols[i];
+		if (v->state != STG_VOL_ACTIVE)
+			continue;
+		struct imsg *m = calloc(1, sizeof *m);
+		if (!m)
+			return -ENOMEM;
+		m->type = IMSG_NEED_SEGMENT;
+		m->vol = v;
+		v->slot_requested = true;
+		indexer_send(stg, m);
+	}
+	return 0;
+}

@@ -1,0 +1,268 @@
+/*
+ * internal.h - structures shared by the files of storage/ (never included
+ * from outside the directory).
+ *
+ * Who owns what:
+ *   struct stg          the engine; owns volumes, cameras, threads, the index.
+ *   struct vol          one volume; its slot map is changed only by the index
+ *                       thread (after a commit), its write state only by the
+ *                       writer thread that owns it.
+ *   struct stg_camera   one camera; its open chunk is touched only by the
+ *                       camera's producer thread.
+ *   struct chunk_buf    a closed chunk on its way to disk: owned by the
+ *                       producer until queued, then by the writer, then freed.
+ *   struct segdir       the directory of one live segment generation, shared
+ *                       (refcounted) between writer, index thread and readers.
+ */
+#ifndef NVR_STORAGE_INTERNAL_H
+#define NVR_STORAGE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <semaphore.h>
+#include <lmdb.h>
+#include "storage.h"
+#include "format.h"
+
+#define STG_MAX_VOLUMES 256
+
+/* ---- logging (log.c) ---- */
+void stg_log(const char *level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define LOG_ERR(...) stg_log("error", __VA_ARGS__)
+#define LOG_WARN(...) stg_log("warn", __VA_ARGS__)
+#define LOG_INFO(...) stg_log("info", __VA_ARGS__)
+
+int64_t stg_now(const struct stg *stg);
+int64_t stg_realtime_us(void);
+
+/* ---- records (record.c) ---- */
+uint64_t rec_checksum(const struct rec_header *h, const void *payload);
+uint64_t rec_payload_hash(const void *payload, uint32_t len);
+uint64_t rec_header_hash(const struct rec_header *h, uint64_t payload_hash);
+/* Checks a record header read at some offset of a segment of `seg_size`
+ * bytes; returns 0 if it is a plausible record of generation `gen`. */
+int rec_header_check(const struct rec_header *h, uint32_t gen,
+                     uint64_t offset, uint64_t seg_size);
+/* Full check of a record whose header and payload are in `buf`. */
+int rec_verify(const void *buf, size_t len, uint32_t gen);
+/* Bytes a directory record of n entries can take at most, padding included. */
+uint64_t dir_record_bound(uint32_t n);
+/* Builds a directory record (header + compressed, sorted entries) in a new
+ * malloc'd buffer of *len bytes (aligned to 8). */
+int dir_record_build(struct dir_entry *e, uint32_t n, uint32_t gen,
+                     void **out, uint32_t *len);
+/* Decodes a directory record into a malloc'd, sorted entry array. */
+int dir_record_decode(const void *buf, size_t len, uint32_t gen,
+                      struct dir_entry **out, uint32_t *n);
+int dir_entry_cmp(const void *a, const void *b);
+
+/* ---- volumes (volume.c) ---- */
+struct vol {
+	int index;                 /* position in the configuration */
+	uint16_t id;               /* id in the index */
+	char path[232];
+	struct vol_header hdr;
+	_Atomic int state;         /* enum stg_volume_state */
+	char last_error[160];
+	int *seg_fd;               /* buffered read fds, one per slot */
+	uint32_t *slot_gen;        /* live generation in each slot, 0 = free */
+	pthread_mutex_t lock;      /* slot_gen, free count, queue */
+	uint32_t free_slots;
+
+	/* chunk queue from producers to the writer */
+	struct chunk_buf *q_head, *q_tail;
+	uint64_t q_bytes;
+	uint64_t q_limit;
+
+	/* prepared segment for the writer (index thread -> writer) */
+	uint32_t ready_gen, ready_slot;   /* ready_gen 0 = none */
+	bool slot_requested;
+
+	struct writer *writer;
+	struct wvol *w;            /* writer-private state */
+
+	_Atomic uint64_t bytes_written;
+	_Atomic uint64_t write_errors;
+	_Atomic uint64_t reclaims;
+	_Atomic uint64_t inject_after;   /* fault injection: fail after N bytes */
+	_Atomic int inject_armed;
+	_Atomic uint32_t assigned_cameras;
+};
+
+int vol_attach(struct stg *stg, struct vol *v, const char *path);
+void vol_detach(struct vol *v);
+void vol_fail(struct stg *stg, struct vol *v, const char *why, int err);
+int vol_open_segment_direct(struct vol *v, uint32_t slot);
+int vol_pick_for_camera(struct stg *stg, uint32_t camera_id);
+
+/* ---- chunks in flight ---- */
+struct chunk_buf {
+	struct chunk_buf *next;
+	struct stg_camera *cam;
+	uint32_t len;              /* record length (aligned to 8) */
+	uint32_t cap;
+	uint64_t payload_hash;     /* set by the producer; the writer adds the
+	                              generation and finishes the checksum */
+	uint8_t data[];            /* rec_header, frame bytes, frame table */
+};
+
+struct stg_camera {
+	struct stg *stg;
+	uint32_t id;
+	int vol;                   /* volume receiving this camera, -1 none */
+	/* open chunk (producer thread only) */
+	struct chunk_buf *cur;
+	uint32_t nframes, table_cap;
+	struct frame_entry *table;
+	int64_t first_us, last_us, prev_dt;
+	enum stg_codec codec;
+	bool key_start;
+	int64_t last_time;
+	/* counters */
+	_Atomic uint64_t frames_written, bytes_written, dropped_frames;
+	uint32_t size_hint;
+};
+
+/* ---- segment directories (segdir.c) ---- */
+struct segdir {
+	uint16_t vol;
+	uint32_t gen;
+	pthread_mutex_t lock;
+	struct dir_entry *e;
+	uint32_t n, cap;
+	uint32_t visible;          /* entries readers may see (on disk, synced) */
+	bool sorted;               /* sealed: sorted by (camera, start) */
+	bool pinned;               /* open segment: never evicted */
+	int refs;
+	size_t bytes;
+	struct segdir *lru_prev, *lru_next, *hnext;
+};
+
+struct dircache;
+int dc_create(uint64_t max_bytes, struct dircache **out);
+void dc_destroy(struct dircache *dc);
+/* Creates the pinned, empty directory of a newly opened generation. */
+struct segdir *dc_open_gen(struct dircache *dc, uint16_t vol, uint32_t gen);
+/* Gets the directory of a live generation, reading it from disk if needed. */
+int dc_get(struct stg *stg, uint16_t vol, uint32_t gen, struct segdir **out);
+void dc_put(struct dircache *dc, struct segdir *d);
+void dc_seal(struct dircache *dc, struct segdir *d);
+void dc_drop(struct dircache *dc, uint16_t vol, uint32_t gen);
+void segdir_append(struct segdir *d, const struct dir_entry *e);
+
+/* Lookups return 1 and fill *out when found, 0 when not. */
+int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out);
+int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out);
+
+/* ---- index (index.c) ---- */
+struct index;
+int idx_open(const char *dir, uint64_t map_size, struct index **out);
+void idx_close(struct index *ix);
+MDB_env *idx_env(struct index *ix);
+/* Read transactions; safe from any thread (the env uses MDB_NOTLS). */
+int idx_read_begin(struct index *ix, MDB_txn **txn);
+void idx_read_end(struct index *ix, MDB_txn *txn);
+int idx_write_begin(struct index *ix, MDB_txn **txn);
+/* Commits; on MDB_MAP_FULL the caller aborts, grows and redoes. */
+int idx_write_commit(struct index *ix, MDB_txn *txn);
+int idx_grow(struct index *ix);
+
+MDB_dbi idx_db_volumes(struct index *ix);
+MDB_dbi idx_db_segments(struct index *ix);
+MDB_dbi idx_db_ranges(struct index *ix);
+
+void seg_key_make(struct seg_key *k, uint16_t vol, uint32_t gen);
+void seg_key_parse(const struct seg_key *k, uint16_t *vol, uint32_t *gen);
+void range_key_make(struct range_key *k, uint32_t cam, int64_t start);
+void range_key_parse(const struct range_key *k, uint32_t *cam, int64_t *start);
+
+int idx_get_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
+                    struct idx_segment *out);
+int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
+                    const struct idx_segment *s);
+/* Merges one chunk into the camera's ranges (idempotent). */
+int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
+                    uint32_t gap_us, const struct dir_entry *e);
+/* Adds a chunk's extent to its segment record's time range and count. */
+int idx_segment_add_chunk(MDB_txn *t, struct index *ix, uint16_t vol,
+                          uint32_t gen, const struct dir_entry *e);
+/* Removes everything that points into generation `gen` of volume `vol`:
+ * ranges starting there are deleted or moved to their next chunk. */
+int idx_reclaim_gen(MDB_txn *t, struct stg *stg, uint16_t vol, uint32_t gen);
+
+/* ---- recovery and rebuild (recover.c) ---- */
+struct scan_result {
+	struct dir_entry *e;
+	uint32_t n, cap;
+	uint64_t end;              /* offset just past the last valid record */
+	bool sealed;               /* a valid directory record was found */
+	uint64_t dir_off;
+	uint32_t dir_len;
+	uint64_t bad_records;      /* records that failed their checks */
+};
+int seg_read_header(struct vol *v, uint32_t slot, struct seg_header *out);
+int seg_scan(struct vol *v, uint32_t slot, uint32_t gen, struct scan_result *r);
+void scan_result_free(struct scan_result *r);
+int recover_open_segments(struct stg *stg);
+
+/* ---- writer (writer.c) ---- */
+struct writer;
+int writer_start(struct stg *stg, struct writer **out, struct vol **vols, int n);
+void writer_stop(struct writer *w);
+void writer_wake(struct writer *w);
+/* Blocks until every chunk queued before the call is synced and reported. */
+int writer_drain(struct writer *w);
+
+/* ---- index thread (indexer.c) ---- */
+enum imsg_type {
+	IMSG_CHUNKS = 1,           /* chunks synced to disk */
+	IMSG_SEAL,                 /* segment sealed, directory on disk */
+	IMSG_NEED_SEGMENT,         /* writer wants a prepared segment */
+	IMSG_BARRIER,              /* signal when everything before is committed */
+};
+struct imsg {
+	struct imsg *next;
+	enum imsg_type type;
+	struct vol *vol;
+	uint32_t gen;
+	struct segdir *dir;        /* IMSG_SEAL */
+	uint64_t dir_off;
+	uint32_t dir_len;
+	uint32_t n;                /* IMSG_CHUNKS */
+	struct dir_entry *e;
+	sem_t *done;               /* IMSG_BARRIER */
+};
+int indexer_start(struct stg *stg);
+void indexer_stop(struct stg *stg);
+void indexer_send(struct stg *stg, struct imsg *m);
+/* Prepares a segment for every volume that has none (start-up). */
+int indexer_prepare_all(struct stg *stg);
+
+/* ---- the engine ---- */
+struct stg {
+	struct stg_config cfg;
+	struct index *ix;
+	struct dircache *dc;
+	struct vol vols[STG_MAX_VOLUMES];
+	int nvols;
+	struct writer **writers;
+	int nwriters;
+
+	pthread_mutex_t cam_lock;
+	struct stg_camera **cams;   /* open-addressing table by id */
+	uint32_t cam_cap, cam_count;
+
+	/* index thread */
+	pthread_t ix_thread;
+	pthread_mutex_t ix_lock;
+	pthread_cond_t ix_cond;
+	struct imsg *ix_head, *ix_tail;
+	bool ix_stop;
+	bool ix_running;
+
+	/* map resize: readers hold this shared, the resizer exclusive */
+	pthread_rwlock_t map_lock;
+};
+
+#endif

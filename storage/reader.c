@@ -1,0 +1,408 @@
+/*
+ * reader.c - reading footage back: the recorded ranges of a camera, and an
+ * iterator over its frames from a key frame at or before t0 to t1.
+ *
+ * How a time is found: the ranges table gives the range holding t0 and the
+ * volume generations it spans; a binary search over those generations'
+ * segment records (by their earliest time) picks the generation; that
+ * segment's directory (cache or one read) gives the chunk; the chunk's
+ * frame table gives the key frame. Every chunk read is checked (magic,
+ * camera, generation, checksum) before a byte of it is returned: a chunk
+ * whose slot was reused since the lookup reads as STG_EGONE, a damaged one
+ * as STG_ECORRUPT and is skipped.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+
+/* ---- ranges ------------------------------------------------------------------ */
+
+struct range_rec {
+	int64_t start;
+	struct idx_range r;
+};
+
+/* Positions on the camera's last range starting at or before t (or its
+ * first range if none); returns 0 and fills *rr or MDB_NOTFOUND. */
+static int range_seek(MDB_cursor *c, uint32_t cam, int64_t t, struct range_rec *rr)
+{
+	struct range_key rk;
+	range_key_make(&rk, cam, t);
+	MDB_val k = { sizeof rk, &rk }, d;
+	int err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	uint32_t kc;
+	if (err == MDB_NOTFOUND)
+		err = mdb_cursor_get(c, &k, &d, MDB_LAST);
+	else if (!err) {
+		range_key_parse(k.mv_data, &kc, &rr->start);
+		if (kc != cam || rr->start > t) {
+			MDB_val k2, d2;
+			if (mdb_cursor_get(c, &k2, &d2, MDB_PREV) == 0) {
+				range_key_parse(k2.mv_data, &kc, &rr->start);
+				if (kc == cam) {
+					k = k2;
+					d = d2;
+				} else {
+					mdb_cursor_get(c, &k, &d, MDB_NEXT);
+				}
+			}
+		}
+	}
+	if (err)
+		return err;
+	range_key_parse(k.mv_data, &kc, &rr->start);
+	if (kc != cam)
+		return MDB_NOTFOUND;
+	memcpy(&rr->r, d.mv_data, sizeof rr->r);
+	return 0;
+}
+
+static int range_next(MDB_cursor *c, uint32_t cam, struct range_rec *rr)
+{
+	MDB_val k, d;
+	int err = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+	if (err)
+		return err;
+	uint32_t kc;
+	range_key_parse(k.mv_data, &kc, &rr->start);
+	if (kc != cam)
+		return MDB_NOTFOUND;
+	memcpy(&rr->r, d.mv_data, sizeof rr->r);
+	return 0;
+}
+
+int stg_ranges(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+               struct stg_range *out, int max)
+{
+	MDB_txn *t;
+	int err = idx_read_begin(stg->ix, &t);
+	if (err)
+		return err;
+	MDB_cursor *c;
+	mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
+	struct range_rec rr;
+	int n = 0;
+	for (err = range_seek(c, camera_id, t0, &rr); !err && rr.start < t1;
+	     err = range_next(c, camera_id, &rr)) {
+		if (rr.r.end_us <= t0)
+			continue;
+		if (n < max)
+			out[n] = (struct stg_range){ rr.start > t0 ? rr.start : t0,
+			                             rr.r.end_us < t1 ? rr.r.end_us : t1 };
+		n++;
+	}
+	mdb_cursor_close(c);
+	idx_read_end(stg->ix, t);
+	return err && err != MDB_NOTFOUND ? err : n;
+}
+
+/* ---- iterator ---------------------------------------------------------------- */
+
+struct stg_iter {
+	struct stg *stg;
+	uint32_t cam;
+	int64_t t1;
+	struct range_rec range;      /* current range */
+	bool have_range;
+	uint32_t gen;                /* current generation */
+	struct dir_entry chunk;      /* current chunk */
+	uint8_t *buf;
+	uint32_t cap;
+	struct rec_header hdr;
+	const struct frame_entry *table;
+	const uint8_t *frames;
+	uint32_t frame;              /* next frame index */
+	uint32_t frame_off;          /* byte offset of that frame */
+	bool discontinuity;
+	bool done;
+};
+
+static struct vol *vol_by_id(struct stg *stg, uint16_t id)
+{
+	for (int i = 0; i < stg->nvols; i++)
+		if (stg->vols[i].id == id && stg->vols[i].seg_fd)
+			return &stg->vols[i];
+	return NULL;
+}
+
+/* Reads and checks a chunk into it->buf. */
+static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
+                      const struct dir_entry *e)
+{
+	struct vol *v = vol_by_id(it->stg, volid);
+	if (!v)
+		return -ENODEV;
+	MDB_txn *t;
+	struct idx_segment s;
+	int err = idx_read_begin(it->stg->ix, &t);
+	if (err)
+		return err;
+	err = idx_get_segment(t, it->stg->ix, volid, gen, &s);
+	idx_read_end(it->stg->ix, t);
+	if (err == MDB_NOTFOUND)
+		return STG_EGONE;
+	if (err)
+		return err;
+	if (e->length > it->cap) {
+		uint8_t *nb = realloc(it->buf, e->length);
+		if (!nb)
+			return -ENOMEM;
+		it->buf = nb;
+		it->cap = e->length;
+	}
+	ssize_t got = pread(v->seg_fd[s.slot], it->buf, e->length, (off_t)e->offset8 * 8);
+	if (got != (ssize_t)e->length)
+		return got < 0 ? -errno : STG_ECORRUPT;
+	err = rec_verify(it->buf, e->length, gen);
+	if (err)
+		return err;
+	memcpy(&it->hdr, it->buf, sizeof it->hdr);
+	if (it->hdr.type != REC_CHUNK || it->hdr.camera_id != it->cam)
+		return STG_ECORRUPT;
+	it->frames = it->buf + sizeof it->hdr;
+	it->table = (const struct frame_entry *)(it->frames + it->hdr.raw_len);
+	uint64_t sum = 0;
+	for (uint32_t i = 0; i < it->hdr.frame_count; i++)
+		sum += it->table[i].size;
+	if (sum != it->hdr.raw_len)
+		return STG_ECORRUPT;
+	it->chunk = *e;
+	it->gen = gen;
+	it->frame = 0;
+	it->frame_off = 0;
+	return 0;
+}
+
+static int seg_tmin(struct stg *stg, uint16_t vol, uint32_t gen, int64_t *tmin)
+{
+	MDB_txn *t;
+	struct idx_segment s;
+	int err = idx_read_begin(stg->ix, &t);
+	if (err)
+		return err;
+	err = idx_get_segment(t, stg->ix, vol, gen, &s);
+	idx_read_end(stg->ix, t);
+	if (!err)
+		*tmin = s.chunks ? s.t_min : INT64_MAX;
+	return err;
+}
+
+/* The generation of the range most likely to hold time t: the last one
+ * whose earliest chunk starts at or before t. */
+static uint32_t gen_for_time(struct stg *stg, const struct range_rec *rr, int64_t t)
+{
+	uint32_t lo = rr->r.first_gen, hi = rr->r.last_gen;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo + 1) / 2;
+		int64_t tmin;
+		if (seg_tmin(stg, rr->r.vol, mid, &tmin) == 0 && tmin <= t)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+/* Finds the chunk of the current range whose start is the latest <= t,
+ * scanning back from the likely generation. */
+static int find_chunk_at(struct stg_iter *it, int64_t t, struct dir_entry *e, uint32_t *gen)
+{
+	const struct range_rec *rr = &it->range;
+	uint32_t g = gen_for_time(it->stg, rr, t);
+	for (uint32_t tries = 0; g >= rr->r.first_gen && tries < 4; g--, tries++) {
+		struct segdir *d;
+		int err = dc_get(it->stg, rr->r.vol, g, &d);
+		if (err == STG_EGONE || err == MDB_NOTFOUND)
+			continue;
+		if (err)
+			return err;
+		int found = segdir_last_before(d, it->cam, t, e);
+		dc_put(it->stg->dc, d);
+		if (found && e->start_us >= rr->start) {
+			*gen = g;
+			return 0;
+		}
+		if (g == 0)
+			break;
+	}
+	return MDB_NOTFOUND;
+}
+
+/* The chunk after `cur` (or the range's first chunk if cur is NULL). */
+static int next_chunk(struct stg_iter *it, const struct dir_entry *cur, uint32_t cur_gen,
+                      struct dir_entry *e, uint32_t *gen)
+{
+	const struct range_rec *rr = &it->range;
+	uint32_t g = cur ? cur_gen : rr->r.first_gen;
+	int64_t after = cur ? cur->start_us : rr->start - 1;
+	for (; g <= rr->r.last_gen; g++) {
+		struct segdir *d;
+		int err = dc_get(it->stg, rr->r.vol, g, &d);
+		if (err == STG_EGONE || err == MDB_NOTFOUND)
+			continue;
+		if (err)
+			return err;
+		int found = segdir_first_after(d, it->cam, after, e);
+		dc_put(it->stg->dc, d);
+		if (found && e->start_us <= rr->r.end_us) {
+			*gen = g;
+			return 0;
+		}
+	}
+	return MDB_NOTFOUND;
+}
+
+static int load_range(struct stg_iter *it, int64_t t, bool after)
+{
+	MDB_txn *t_;
+	int err = idx_read_begin(it->stg->ix, &t_);
+	if (err)
+		return err;
+	MDB_cursor *c;
+	mdb_cursor_open(t_, idx_db_ranges(it->stg->ix), &c);
+	err = range_seek(c, it->cam, t, &it->range);
+	while (!err && (it->range.r.end_us <= t || (after && it->range.start <= t)))
+		err = range_next(c, it->cam, &it->range);
+	mdb_cursor_close(c);
+	idx_read_end(it->stg->ix, t_);
+	it->have_range = err == 0;
+	return err;
+}
+
+/* Moves to the first chunk of the next range. */
+static int advance_range(struct stg_iter *it)
+{
+	for (;;) {
+		int err = load_range(it, it->range.start, true);
+		if (err == MDB_NOTFOUND || (!err && it->range.start >= it->t1)) {
+			it->done = true;
+			return 0;
+		}
+		if (err)
+			return err;
+		struct dir_entry e;
+		uint32_t g;
+		err = next_chunk(it, NULL, 0, &e, &g);
+		if (err == MDB_NOTFOUND)
+			continue;        /* range reclaimed under us: try the next */
+		if (!err)
+			err = load_chunk(it, it->range.r.vol, g, &e);
+		if (!err)
+			it->discontinuity = true;
+		return err;
+	}
+}
+
+/* Positions on the key frame at or before t0 within the loaded chunk, or
+ * reports that the chunk has none at or before t0. */
+static bool seek_key_in_chunk(struct stg_iter *it, int64_t t0)
+{
+	int best = -1;
+	uint32_t off = 0, best_off = 0;
+	for (uint32_t i = 0; i < it->hdr.frame_count; i++) {
+		int64_t ts = it->hdr.first_us + (it->table[i].dt_key >> 1);
+		if (ts > t0 && best >= 0)
+			break;
+		if (it->table[i].dt_key & 1) {
+			best = (int)i;
+			best_off = off;
+		}
+		off += it->table[i].size;
+	}
+	if (best < 0)
+		return false;
+	it->frame = (uint32_t)best;
+	it->frame_off = best_off;
+	return true;
+}
+
+int stg_iter_open(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                  struct stg_iter **out)
+{
+	struct stg_iter *it = calloc(1, sizeof *it);
+	if (!it)
+		return -ENOMEM;
+	it->stg = stg;
+	it->cam = camera_id;
+	it->t1 = t1;
+	int err = load_range(it, t0, false);
+	if (err == MDB_NOTFOUND || (!err && it->range.start >= t1)) {
+		it->done = true;
+		*out = it;
+		return 0;
+	}
+	struct dir_entry e;
+	uint32_t g;
+	if (!err)
+		err = t0 >= it->range.start ? find_chunk_at(it, t0, &e, &g) : MDB_NOTFOUND;
+	if (err == MDB_NOTFOUND)
+		err = next_chunk(it, NULL, 0, &e, &g);
+	/* step back over chunks that do not start with a key frame */
+	for (int back = 0; !err && back < 8; back++) {
+		err = load_chunk(it, it->range.r.vol, g, &e);
+		if (err || seek_key_in_chunk(it, t0))
+			break;
+		struct dir_entry prev;
+		uint32_t pg;
+		if (find_chunk_at(it, e.start_us - 1, &prev, &pg) != 0) {
+			err = next_chunk(it, &e, g, &e, &g);   /* no earlier key: go forward */
+			t0 = INT64_MAX;
+			continue;
+		}
+		e = prev;
+		g = pg;
+	}
+	if (err == MDB_NOTFOUND) {
+		it->done = true;
+		err = 0;
+	}
+	if (err) {
+		stg_iter_close(it);
+		return err;
+	}
+	*out = it;
+	return 0;
+}
+
+int stg_iter_next(struct stg_iter *it, struct stg_read_frame *f)
+{
+	while (!it->done && it->frame >= it->hdr.frame_count) {
+		struct dir_entry e;
+		uint32_t g;
+		struct dir_entry cur = it->chunk;
+		int err = next_chunk(it, &cur, it->gen, &e, &g);
+		if (err == MDB_NOTFOUND)
+			err = advance_range(it);
+		else if (!err)
+			err = load_chunk(it, it->range.r.vol, g, &e);
+		if (err)
+			return err;
+	}
+	if (it->done)
+		return 0;
+	const struct frame_entry *fe = &it->table[it->frame];
+	int64_t ts = it->hdr.first_us + (fe->dt_key >> 1);
+	if (ts >= it->t1) {
+		it->done = true;
+		return 0;
+	}
+	*f = (struct stg_read_frame){
+		.time_us = ts, .data = it->frames + it->frame_off, .size = fe->size,
+		.key = fe->dt_key & 1, .codec = (enum stg_codec)it->hdr.codec,
+		.discontinuity = it->discontinuity,
+	};
+	it->discontinuity = false;
+	it->frame_off += fe->size;
+	it->frame++;
+	return 1;
+}
+
+void stg_iter_close(struct stg_iter *it)
+{
+	if (!it)
+		return;
+	free(it->buf);
+	free(it);
+}

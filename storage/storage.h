@@ -1,0 +1,246 @@
+/*
+ * storage.h - the public API of the storage engine.
+ *
+ * The storage engine turns frames from many cameras into large sequential
+ * writes on a set of volumes (disks) and answers "frames of camera C from t0
+ * to t1". It knows nothing about RTSP, HTTP or configuration files: callers
+ * hand it frames (camera id, wall-clock time, key-frame flag, codec, bytes)
+ * and read them back by camera and time. This header is the whole contract;
+ * nothing outside storage/ includes any other storage header.
+ *
+ * Threads. stg_open() starts the engine's own threads (one or more writer
+ * threads driving io_uring, one index thread owning the LMDB write
+ * transaction). Every function here may be called from any thread, with one
+ * rule: all stg_put_frame() calls for one camera come from one thread at a
+ * time (the ingest loop that owns the camera). Readers never block writers.
+ *
+ * Errors. Functions return 0 (or a count) on success and a negative errno on
+ * failure; engine-specific conditions use the STG_E* codes below, and
+ * stg_strerror() turns either kind into text.
+ *
+ * Time. All times are wall-clock microseconds since the Unix epoch (UTC).
+ *
+ * The on-disk formats and the ordering rules between disk and index are in
+ * storage/format.h and docs/STORAGE_FORMAT.md.
+ */
+#ifndef NVR_STORAGE_H
+#define NVR_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Engine error codes, outside the errno range (like LMDB's MDB_* codes). */
+enum {
+	STG_EGONE = -30800,    /* footage was recorded but has since been reclaimed */
+	STG_ECORRUPT = -30801, /* on-disk data failed its checksum or header checks */
+	STG_EUUID = -30802,    /* volume UUID does not match the index */
+	STG_ENOVOLUME = -30803,/* no healthy volume is left to write to */
+	STG_EEXIST = -30804,   /* directory is not empty or already a volume */
+	STG_EFORMAT = -30805,  /* not a volume, or an unsupported format version */
+};
+
+const char *stg_strerror(int err);
+
+/* Video codecs, stored in every chunk header. Values are on-disk. */
+enum stg_codec {
+	STG_CODEC_UNKNOWN = 0,
+	STG_CODEC_H264 = 1,
+	STG_CODEC_H265 = 2,
+};
+
+/* ---- Volumes ------------------------------------------------------------ */
+
+struct stg_volume_info {
+	uint8_t uuid[16];
+	uint64_t segment_size;   /* bytes per segment file */
+	uint32_t segment_count;  /* number of segment files */
+	int64_t created_us;
+	uint32_t format_version;
+};
+
+/* Formats directory `path` as a volume: writes the header and creates
+ * `segment_count` preallocated segment files of `segment_size` bytes each
+ * (segment_size is rounded up to a multiple of 1 MiB). Refuses a non-empty
+ * directory or an existing volume with STG_EEXIST unless `force`. */
+int stg_volume_format(const char *path, uint64_t segment_size,
+                      uint32_t segment_count, bool force,
+                      struct stg_volume_info *out);
+
+/* Reads and checks a volume's header without opening the engine. */
+int stg_volume_probe(const char *path, struct stg_volume_info *out);
+
+/* ---- Engine ------------------------------------------------------------- */
+
+struct stg;          /* one storage engine: an index and its volumes */
+struct stg_camera;   /* a camera's write handle */
+
+/* Called once for every write the engine submits to a volume (from a writer
+ * thread). Used by the benchmark to model a spinning disk; NULL for none. */
+typedef void (*stg_write_trace_fn)(void *user, int volume_index,
+                                   uint64_t segment, uint64_t offset,
+                                   uint64_t length);
+
+/* A clock the engine reads for "now" (retention, flush timers). NULL means
+ * CLOCK_REALTIME. Tests inject their own. */
+typedef int64_t (*stg_clock_fn)(void *user);
+
+struct stg_config {
+	const char *index_dir;        /* LMDB environment directory (created) */
+	const char *const *volumes;   /* volume directories, already formatted */
+	int volume_count;
+
+	/* Tuning; 0 means the default in brackets. */
+	uint32_t write_block_bytes;   /* bytes per write, 1-4 MiB [4 MiB] */
+	uint32_t blocks_per_volume;   /* write buffers = max writes in flight [4] */
+	uint32_t flush_interval_ms;   /* max time a frame waits for disk [1000] */
+	uint32_t writer_threads;      /* io_uring writer threads [1] */
+	uint64_t queue_bytes_per_volume; /* chunk bytes queued before drops [64 MiB] */
+	uint64_t dir_cache_bytes;     /* decoded segment directories kept [64 MiB] */
+	uint32_t max_chunk_ms;        /* close a chunk after this long [4000] */
+	uint32_t max_chunk_bytes;     /* close a chunk above this size [2 MiB] */
+	uint32_t gap_us;              /* frames further apart start a new range [1 s] */
+	uint64_t map_size;            /* initial LMDB map size [64 MiB]; grows */
+	bool no_fsync;                /* skip fdatasync (benchmarks of raw speed only) */
+
+	stg_write_trace_fn write_trace;
+	void *write_trace_user;
+	stg_clock_fn clock;
+	void *clock_user;
+};
+
+/* Opens (creating if needed) the index, attaches the volumes, recovers the
+ * segments that were open at the last stop, and starts the engine's threads.
+ * A volume that cannot be used (missing, bad header, UUID that does not match
+ * the index) is logged, left out and reported by stg_volume_stats(); the
+ * engine still opens if at least one volume is usable. */
+int stg_open(const struct stg_config *cfg, struct stg **out);
+
+/* Flushes every camera's unfinished chunk, waits for the disks and the index,
+ * stops the threads and frees everything. */
+void stg_close(struct stg *stg);
+
+/* ---- Writing ------------------------------------------------------------ */
+
+/* Returns the write handle for camera `camera_id` (created on first use).
+ * Handles live until stg_close(). */
+int stg_camera_get(struct stg *stg, uint32_t camera_id, struct stg_camera **out);
+
+struct stg_frame {
+	int64_t time_us;        /* wall-clock time of the frame */
+	const uint8_t *data;    /* access unit, as received (Annex B or AVCC) */
+	uint32_t size;
+	bool key;               /* an IDR / IRAP frame: decoding can start here */
+	enum stg_codec codec;
+};
+
+/* Appends one frame. Never blocks on disk: when the camera's volume cannot
+ * keep up, the engine drops whole chunks and counts their frames in
+ * stg_camera_stats.dropped_frames. Frames must come in time order per
+ * camera; a frame older than the previous one is refused with -EINVAL.
+ * Returns 0, or a negative error if the frame was not taken. */
+int stg_put_frame(struct stg_camera *cam, const struct stg_frame *frame);
+
+/* True while the camera's volume queue is above its limit, i.e. the next
+ * completed chunk would be dropped. Producers that can wait (benchmarks,
+ * imports) poll this instead of losing frames. */
+bool stg_camera_backlogged(struct stg_camera *cam);
+
+/* Closes the camera's unfinished chunk now (camera stopped or disconnected). */
+int stg_camera_flush(struct stg_camera *cam);
+
+/* Waits until everything handed to the engine before this call is on disk
+ * and in the index (or dropped). For tests, tools and shutdown. */
+int stg_sync(struct stg *stg);
+
+/* ---- Reading ------------------------------------------------------------ */
+
+struct stg_range {
+	int64_t start_us;
+	int64_t end_us;        /* end of the last frame (exclusive) */
+};
+
+/* Recorded ranges of a camera that overlap [t0, t1), clipped to the window,
+ * in time order; what lies between them is a gap. Fills up to `max` ranges
+ * and returns how many ranges exist (which may be more than `max`). */
+int stg_ranges(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+               struct stg_range *out, int max);
+
+struct stg_iter;
+
+/* Iterates a camera's frames from the key frame at or before t0 (or the
+ * first key frame after t0 if t0 falls in a gap) up to frames starting before
+ * t1, across segments and volumes. */
+int stg_iter_open(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                  struct stg_iter **out);
+
+struct stg_read_frame {
+	int64_t time_us;
+	const uint8_t *data;    /* valid until the next stg_iter_next/close */
+	uint32_t size;
+	bool key;
+	enum stg_codec codec;
+	bool discontinuity;     /* first frame after a gap in the recording */
+};
+
+/* Returns 1 and fills `f` with the next frame, 0 at the end, or a negative
+ * error. STG_EGONE means the footage was reclaimed while iterating: no bytes
+ * of overwritten data are ever returned. */
+int stg_iter_next(struct stg_iter *it, struct stg_read_frame *f);
+void stg_iter_close(struct stg_iter *it);
+
+/* ---- Statistics --------------------------------------------------------- */
+
+struct stg_camera_stats {
+	uint64_t frames_written;   /* frames on disk and indexed */
+	uint64_t bytes_written;
+	uint64_t dropped_frames;   /* frames lost to back-pressure or volume failure */
+	int volume_index;          /* volume currently receiving this camera, -1 none */
+};
+int stg_camera_stats(struct stg *stg, uint32_t camera_id,
+                     struct stg_camera_stats *out);
+
+enum stg_volume_state {
+	STG_VOL_ACTIVE = 0,
+	STG_VOL_FAILED = 1,       /* I/O error: out of service until restart */
+	STG_VOL_REFUSED = 2,      /* not attached at start (see last_error) */
+};
+
+struct stg_volume_stats {
+	char path[256];
+	enum stg_volume_state state;
+	char last_error[160];
+	uint64_t bytes_written;
+	uint64_t write_errors;
+	uint32_t segments_total;
+	uint32_t segments_free;
+	uint64_t reclaims;
+	int64_t oldest_us;        /* oldest footage still on the volume, 0 none */
+};
+/* Fills up to `max` entries, one per configured volume, in config order. */
+int stg_volume_stats(struct stg *stg, struct stg_volume_stats *out, int max);
+
+struct stg_index_stats {
+	uint64_t bytes;            /* pages in use x page size */
+	uint64_t map_size;
+	uint64_t ranges;           /* entries in the camera/time table */
+	uint64_t segments;         /* live segment records */
+	uint64_t range_bytes;      /* bytes of pages holding ranges */
+	uint64_t segment_bytes;    /* bytes of pages holding segment records */
+};
+int stg_index_stats(struct stg *stg, struct stg_index_stats *out);
+
+/* ---- Test hooks (only in builds with -DNVR_FAULT_INJECTION) -------------- */
+
+/* Makes every write to volume `volume_index` fail with -EIO once
+ * `after_bytes` more bytes were written to it. */
+int stg_inject_write_error(struct stg *stg, int volume_index, uint64_t after_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
