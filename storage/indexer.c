@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include "internal.h"
 
 void indexer_send(struct stg *stg, struct imsg *m)
@@ -125,9 +127,33 @@ static int prepare_segment(MDB_txn *t, struct stg *stg, struct vol *v,
 	return idx_put_segment(t, stg->ix, v->id, p->gen, &s);
 }
 
+/* Writes the new generation's header over the slot's first block, so that
+ * the disk alone shows the old generation is gone (fsck and the rebuild
+ * trust only the disk). Done after the commit, before the writer gets the
+ * slot; if it fails, the volume is failing. */
+static int stamp_slot(struct stg *stg, struct vol *v, uint32_t gen, uint32_t slot)
+{
+	void *buf;
+	if (posix_memalign(&buf, STG_BLOCK, STG_BLOCK))
+		return -ENOMEM;
+	seg_header_block(v, slot, gen, stg_now(stg), buf);
+	int fd = vol_open_segment_direct(v, slot);
+	int err = fd < 0 ? fd : 0;
+	if (!err && (pwrite(fd, buf, STG_BLOCK, 0) != STG_BLOCK ||
+	             (!stg->cfg.no_fsync && fdatasync(fd))))
+		err = errno ? -errno : -EIO;
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return err;
+}
+
 static void apply_prepared(struct stg *stg, struct prepared *p)
 {
 	struct vol *v = p->v;
+	int err = stamp_slot(stg, v, p->gen, p->slot);
+	if (err)
+		vol_fail(stg, v, "cannot write segment header", err);
 	if (p->reclaimed_gen) {
 		dc_drop(stg->dc, v->id, p->reclaimed_gen);
 		v->reclaims++;
@@ -189,7 +215,9 @@ static int apply_batch(struct stg *stg, struct imsg *head, struct prepared *prep
 		else if (m->type == IMSG_NEED_SEGMENT && m->vol->state == STG_VOL_ACTIVE) {
 			err = prepare_segment(t, stg, m->vol, &prep[*nprep]);
 			if (err == STG_ENOVOLUME) {
-				LOG_ERR("event=no_segment_to_reclaim path=%s", m->vol->path);
+				/* every older segment is still being sealed: retry once
+				 * their SEAL messages are in (see indexer_main) */
+				m->retry = true;
 				err = 0;
 			} else if (!err) {
 				/* make this slot visible to later prepares in the batch */
@@ -204,12 +232,25 @@ static int apply_batch(struct stg *stg, struct imsg *head, struct prepared *prep
 	return idx_write_commit(stg->ix, t);
 }
 
-static void finish_batch(struct stg *stg, struct imsg *head, struct prepared *prep, int nprep)
+/* Applies post-commit effects and frees the messages, except those to
+ * retry, which are appended to *retry. */
+static void finish_batch(struct stg *stg, struct imsg *head, struct prepared *prep,
+                         int nprep, struct imsg **retry)
 {
+	struct imsg **retry_tail = retry;
+	while (*retry_tail)
+		retry_tail = &(*retry_tail)->next;
 	for (int i = 0; i < nprep; i++)
 		apply_prepared(stg, &prep[i]);
 	for (struct imsg *m = head, *next; m; m = next) {
 		next = m->next;
+		if (m->retry) {
+			m->retry = false;
+			m->next = NULL;
+			*retry_tail = m;
+			retry_tail = &m->next;
+			continue;
+		}
 		if (m->type == IMSG_SEAL)
 			dc_seal(stg->dc, m->dir), dc_put(stg->dc, m->dir);
 		if (m->type == IMSG_BARRIER)
@@ -219,7 +260,7 @@ static void finish_batch(struct stg *stg, struct imsg *head, struct prepared *pr
 	}
 }
 
-static void process(struct stg *stg, struct imsg *head)
+static void process(struct stg *stg, struct imsg *head, struct imsg **retry)
 {
 	int count = 0;
 	for (struct imsg *m = head; m; m = m->next)
@@ -239,24 +280,52 @@ static void process(struct stg *stg, struct imsg *head)
 			if (m->type == IMSG_NEED_SEGMENT)
 				m->vol->slot_requested = false;
 	}
-	finish_batch(stg, head, prep, nprep);
+	finish_batch(stg, head, prep, nprep, retry);
 	free(prep);
 }
 
 static void *indexer_main(void *arg)
 {
 	struct stg *stg = arg;
+	struct imsg *retry = NULL;     /* segment requests waiting for a seal */
 	pthread_mutex_lock(&stg->ix_lock);
 	for (;;) {
-		while (!stg->ix_head && !stg->ix_stop)
-			pthread_cond_wait(&stg->ix_cond, &stg->ix_lock);
-		if (!stg->ix_head && stg->ix_stop)
+		while (!stg->ix_head && !stg->ix_stop) {
+			if (!retry) {
+				pthread_cond_wait(&stg->ix_cond, &stg->ix_lock);
+				continue;
+			}
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 50 * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&stg->ix_cond, &stg->ix_lock, &ts))
+				break;
+		}
+		if (!stg->ix_head && !retry && stg->ix_stop)
 			break;
 		struct imsg *head = stg->ix_head;
 		stg->ix_head = stg->ix_tail = NULL;
 		pthread_mutex_unlock(&stg->ix_lock);
-		process(stg, head);
+		if (retry) {            /* retried requests go after the new seals */
+			struct imsg **tail = &head;
+			while (*tail)
+				tail = &(*tail)->next;
+			*tail = retry;
+			retry = NULL;
+		}
+		process(stg, head, &retry);
 		pthread_mutex_lock(&stg->ix_lock);
+		if (stg->ix_stop && retry && !stg->ix_head) {
+			for (struct imsg *m = retry, *n; m; m = n) {
+				n = m->next;
+				free(m);
+			}
+			retry = NULL;
+		}
 	}
 	pthread_mutex_unlock(&stg->ix_lock);
 	return NULL;

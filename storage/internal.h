@@ -46,6 +46,11 @@ int rec_header_check(const struct rec_header *h, uint32_t gen,
                      uint64_t offset, uint64_t seg_size);
 /* Full check of a record whose header and payload are in `buf`. */
 int rec_verify(const void *buf, size_t len, uint32_t gen);
+/* Checks a chunk record (header, checksum, camera, frame table) and points
+ * *table and *frames into buf. */
+int chunk_parse(const void *buf, size_t len, uint32_t gen, uint32_t camera_id,
+                struct rec_header *h, const struct frame_entry **table,
+                const uint8_t **frames);
 /* Bytes a directory record of n entries can take at most, padding included. */
 uint64_t dir_record_bound(uint32_t n);
 /* Builds a directory record (header + compressed, sorted entries) in a new
@@ -95,6 +100,8 @@ void vol_detach(struct vol *v);
 void vol_fail(struct stg *stg, struct vol *v, const char *why, int err);
 int vol_open_segment_direct(struct vol *v, uint32_t slot);
 int vol_pick_for_camera(struct stg *stg, uint32_t camera_id);
+void seg_header_block(const struct vol *v, uint32_t slot, uint32_t gen,
+                      int64_t now_us, uint8_t block[STG_BLOCK]);
 
 /* ---- chunks in flight ---- */
 struct chunk_buf {
@@ -232,6 +239,7 @@ struct imsg {
 	uint32_t n;                /* IMSG_CHUNKS */
 	struct dir_entry *e;
 	sem_t *done;               /* IMSG_BARRIER */
+	bool retry;                /* IMSG_NEED_SEGMENT: nothing to reclaim yet */
 };
 int indexer_start(struct stg *stg);
 void indexer_stop(struct stg *stg);

@@ -145,6 +145,9 @@ static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
 		return STG_EGONE;
 	if (err)
 		return err;
+	it->chunk = *e;
+	it->gen = gen;
+	it->hdr.frame_count = 0;
 	if (e->length > it->cap) {
 		uint8_t *nb = realloc(it->buf, e->length);
 		if (!nb)
@@ -155,21 +158,12 @@ static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
 	ssize_t got = pread(v->seg_fd[s.slot], it->buf, e->length, (off_t)e->offset8 * 8);
 	if (got != (ssize_t)e->length)
 		return got < 0 ? -errno : STG_ECORRUPT;
-	err = rec_verify(it->buf, e->length, gen);
-	if (err)
+	err = chunk_parse(it->buf, e->length, gen, it->cam, &it->hdr, &it->table,
+	                  &it->frames);
+	if (err) {
+		it->hdr.frame_count = 0;
 		return err;
-	memcpy(&it->hdr, it->buf, sizeof it->hdr);
-	if (it->hdr.type != REC_CHUNK || it->hdr.camera_id != it->cam)
-		return STG_ECORRUPT;
-	it->frames = it->buf + sizeof it->hdr;
-	it->table = (const struct frame_entry *)(it->frames + it->hdr.raw_len);
-	uint64_t sum = 0;
-	for (uint32_t i = 0; i < it->hdr.frame_count; i++)
-		sum += it->table[i].size;
-	if (sum != it->hdr.raw_len)
-		return STG_ECORRUPT;
-	it->chunk = *e;
-	it->gen = gen;
+	}
 	it->frame = 0;
 	it->frame_off = 0;
 	return 0;
@@ -295,19 +289,22 @@ static int advance_range(struct stg_iter *it)
 	}
 }
 
-/* Positions on the key frame at or before t0 within the loaded chunk, or
- * reports that the chunk has none at or before t0. */
-static bool seek_key_in_chunk(struct stg_iter *it, int64_t t0)
+/* Positions on the key frame at or before t0 within the loaded chunk (or,
+ * with `first`, on its first key frame); false if there is none. */
+static bool seek_key_in_chunk(struct stg_iter *it, int64_t t0, bool first)
 {
 	int best = -1;
 	uint32_t off = 0, best_off = 0;
+	first = first || t0 < it->hdr.first_us;
 	for (uint32_t i = 0; i < it->hdr.frame_count; i++) {
 		int64_t ts = it->hdr.first_us + (it->table[i].dt_key >> 1);
-		if (ts > t0 && best >= 0)
+		if (!first && ts > t0)
 			break;
 		if (it->table[i].dt_key & 1) {
 			best = (int)i;
 			best_off = off;
+			if (first)
+				break;
 		}
 		off += it->table[i].size;
 	}
@@ -316,6 +313,47 @@ static bool seek_key_in_chunk(struct stg_iter *it, int64_t t0)
 	it->frame = (uint32_t)best;
 	it->frame_off = best_off;
 	return true;
+}
+
+static void log_damaged(const struct stg_iter *it, const struct dir_entry *e, uint32_t gen)
+{
+	LOG_ERR("event=chunk_damaged camera=%u vol=%u gen=%u offset=%llu action=skipped",
+	        it->cam, it->range.r.vol, gen, (unsigned long long)e->offset8 * 8);
+}
+
+/* From chunk e of generation g, finds where decoding can start for t0:
+ * the key frame at or before t0, stepping back over chunks that do not start
+ * with one, or else the first key frame after; damaged chunks are skipped. */
+static int position_at(struct stg_iter *it, int64_t t0, struct dir_entry e, uint32_t g)
+{
+	bool forward = false;
+	int back = 0;
+	for (int steps = 0; steps < 64; steps++) {
+		int err = load_chunk(it, it->range.r.vol, g, &e);
+		if (err == STG_ECORRUPT) {
+			log_damaged(it, &e, g);
+			forward = true;
+		} else if (err) {
+			return err;
+		} else if (seek_key_in_chunk(it, t0, forward)) {
+			return 0;
+		} else if (!forward && back++ < 8) {
+			struct dir_entry prev;
+			uint32_t pg;
+			if (find_chunk_at(it, e.start_us - 1, &prev, &pg) == 0) {
+				e = prev;
+				g = pg;
+				continue;
+			}
+			forward = true;
+		}
+		forward = true;
+		err = next_chunk(it, &e, g, &e, &g);
+		if (err)
+			return err;
+		it->discontinuity = true;
+	}
+	return MDB_NOTFOUND;
 }
 
 int stg_iter_open(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
@@ -339,21 +377,9 @@ int stg_iter_open(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
 		err = t0 >= it->range.start ? find_chunk_at(it, t0, &e, &g) : MDB_NOTFOUND;
 	if (err == MDB_NOTFOUND)
 		err = next_chunk(it, NULL, 0, &e, &g);
-	/* step back over chunks that do not start with a key frame */
-	for (int back = 0; !err && back < 8; back++) {
-		err = load_chunk(it, it->range.r.vol, g, &e);
-		if (err || seek_key_in_chunk(it, t0))
-			break;
-		struct dir_entry prev;
-		uint32_t pg;
-		if (find_chunk_at(it, e.start_us - 1, &prev, &pg) != 0) {
-			err = next_chunk(it, &e, g, &e, &g);   /* no earlier key: go forward */
-			t0 = INT64_MAX;
-			continue;
-		}
-		e = prev;
-		g = pg;
-	}
+	if (!err)
+		err = position_at(it, t0, e, g);
+	it->discontinuity = false;
 	if (err == MDB_NOTFOUND) {
 		it->done = true;
 		err = 0;
@@ -377,6 +403,11 @@ int stg_iter_next(struct stg_iter *it, struct stg_read_frame *f)
 			err = advance_range(it);
 		else if (!err)
 			err = load_chunk(it, it->range.r.vol, g, &e);
+		if (err == STG_ECORRUPT) {
+			log_damaged(it, &e, g);
+			it->discontinuity = true;
+			continue;
+		}
 		if (err)
 			return err;
 	}

@@ -155,3 +155,30 @@ int dir_record_decode(const void *buf, size_t len, uint32_t gen,
 	*n = h.frame_count;
 	return 0;
 }
+
+int chunk_parse(const void *buf, size_t len, uint32_t gen, uint32_t camera_id,
+                struct rec_header *h, const struct frame_entry **table,
+                const uint8_t **frames)
+{
+	int err = rec_verify(buf, len, gen);
+	if (err)
+		return err;
+	memcpy(h, buf, sizeof *h);
+	if (h->type != REC_CHUNK || h->camera_id != camera_id)
+		return STG_ECORRUPT;
+	*frames = (const uint8_t *)buf + sizeof *h;
+	*table = (const struct frame_entry *)(*frames + h->raw_len);
+	uint64_t sum = 0;
+	int64_t prev = -1;
+	for (uint32_t i = 0; i < h->frame_count; i++) {
+		struct frame_entry fe;
+		memcpy(&fe, &(*table)[i], sizeof fe);
+		sum += fe.size;
+		if ((int64_t)(fe.dt_key >> 1) < prev)
+			return STG_ECORRUPT;
+		prev = fe.dt_key >> 1;
+	}
+	if (sum != h->raw_len || h->first_us + prev > h->last_us)
+		return STG_ECORRUPT;
+	return 0;
+}

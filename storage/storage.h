@@ -234,9 +234,32 @@ struct stg_index_stats {
 };
 int stg_index_stats(struct stg *stg, struct stg_index_stats *out);
 
-/* ---- Test hooks (only in builds with -DNVR_FAULT_INJECTION) -------------- */
+/* ---- Checking and rebuilding the index (offline) ------------------------ */
 
-/* Makes every write to volume `volume_index` fail with -EIO once
+struct stg_fsck_report {
+	uint32_t volumes;          /* volumes scanned */
+	uint32_t volumes_refused;  /* volumes that could not be used */
+	uint64_t segments;         /* live segment generations found on the disks */
+	uint64_t chunks;           /* chunks that passed every check */
+	uint64_t bad_records;      /* records of a live generation failing checks */
+	uint64_t ranges;           /* ranges the disks imply */
+	uint64_t differences;      /* index entries that differ from the disks */
+};
+
+typedef void (*stg_report_fn)(void *user, const char *line);
+
+/* Scans every segment of every volume in `cfg` (index_dir, volumes, gap_us)
+ * and builds the index the disks imply in `<index_dir>.rebuild`, checking
+ * each chunk's checksum. It then compares that index with the one in
+ * index_dir and reports each difference through `report`. With `rebuild`
+ * the rebuilt index replaces the old one (kept as `<index_dir>.old`). The
+ * engine must not be running on these volumes. Returns 0 or an error. */
+int stg_fsck(const struct stg_config *cfg, bool rebuild, stg_report_fn report,
+             void *user, struct stg_fsck_report *out);
+
+/* ---- Test hooks ------------------------------------------------------------ */
+
+/* Fault injection for tests of failing disks: makes every write to volume `volume_index` fail with -EIO once
  * `after_bytes` more bytes were written to it. */
 int stg_inject_write_error(struct stg *stg, int volume_index, uint64_t after_bytes);
 

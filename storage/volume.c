@@ -364,3 +364,17 @@ int vol_pick_for_camera(struct stg *stg, uint32_t camera_id)
 		return -1;
 	return active[camera_id % (uint32_t)n];
 }
+
+/* Fills a 4 KiB block with the header of generation `gen` in `slot`. */
+void seg_header_block(const struct vol *v, uint32_t slot, uint32_t gen,
+                      int64_t now_us, uint8_t block[STG_BLOCK])
+{
+	struct seg_header h = {
+		.magic = STG_SEG_MAGIC, .version = STG_FORMAT_VERSION,
+		.slot = slot, .generation = gen, .opened_us = now_us,
+	};
+	memcpy(h.volume_uuid, v->hdr.uuid, 16);
+	h.checksum = XXH3_64bits(&h, offsetof(struct seg_header, checksum));
+	memset(block, 0, STG_BLOCK);
+	memcpy(block, &h, sizeof h);
+}

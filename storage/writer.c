@@ -41,7 +41,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 #include <liburing.h>
-#include <xxhash.h>
 #include "internal.h"
 
 enum { OP_WRITE = 1, OP_FSYNC = 2, OP_WAKE = 3 };
@@ -102,6 +101,7 @@ struct wvol {
 	uint32_t syncing;              /* events covered by the fsyncs in flight */
 	int fsyncs_inflight;
 	int inflight;                  /* writes in flight */
+	bool sync_soon;                /* sync at the next chance, not the next tick */
 };
 
 struct writer {
@@ -310,14 +310,7 @@ static bool open_gen(struct writer *w, struct wvol *wv)
 		abort();
 	ensure_block(w, wv);
 	struct wblock *b = &wv->blocks[wv->cur];
-	struct seg_header h = {
-		.magic = STG_SEG_MAGIC, .version = STG_FORMAT_VERSION,
-		.slot = slot, .generation = gen, .opened_us = stg_now(w->stg),
-	};
-	memcpy(h.volume_uuid, v->hdr.uuid, 16);
-	h.checksum = XXH3_64bits(&h, offsetof(struct seg_header, checksum));
-	memset(b->buf, 0, STG_BLOCK);
-	memcpy(b->buf, &h, sizeof h);
+	seg_header_block(v, slot, gen, stg_now(w->stg), b->buf);
 	b->fill = STG_BLOCK;
 	wv->pos = STG_BLOCK;
 	return true;
@@ -407,8 +400,10 @@ static void finish_record(struct writer *w, struct wvol *wv)
 		wv->p_tail = NULL;
 	wv->p_copied = 0;
 	free(c);
-	if (ev.type == EV_SEAL)
+	if (ev.type == EV_SEAL) {
 		submit_block(w, wv);
+		wv->sync_soon = true;    /* the indexer may be waiting for this seal */
+	}
 }
 
 /* Does the head record fit in the open segment, keeping room for the
@@ -697,8 +692,10 @@ static void service(struct writer *w, struct wvol *wv, bool tick, bool draining,
 	pack(w, wv);
 	if (tick || draining || stopping)
 		flush_partial(w, wv, draining || stopping);
-	if (tick || draining || stopping)
+	if (tick || draining || stopping || (wv->sync_soon && wv->inflight == 0)) {
+		wv->sync_soon = false;
 		start_sync(w, wv);
+	}
 }
 
 static bool queues_empty(struct writer *w)

@@ -2,6 +2,7 @@
  * test_roundtrip.c - frames go through write -> disk -> index -> read and
  * come back byte for byte, with the recorded ranges and gaps right.
  */
+#include <errno.h>
 #include "testutil.h"
 
 Test(roundtrip, frames_come_back_byte_exact)
@@ -22,5 +23,91 @@ Test(roundtrip, frames_come_back_byte_exact)
 		cr_assert_eq(st.frames_written, 500);
 		cr_assert_eq(st.dropped_frames, 0);
 	}
+	tu_env_fini(&e);
+}
+
+Test(roundtrip, ranges_show_gaps_and_reads_mark_them)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 16 << 20, 8);
+	tu_env_open(&e);
+	tu_put_frames(e.stg, 7, 0, 200);
+	tu_put_frames(e.stg, 7, 300, 500);     /* 4 s of nothing between */
+	tu_flush(e.stg, 7);
+	cr_assert_eq(stg_sync(e.stg), 0);
+	struct stg_range r[4];
+	int n = stg_ranges(e.stg, 7, 0, INT64_MAX, r, 4);
+	cr_assert_eq(n, 2, "two ranges, got %d", n);
+	cr_assert_eq(r[0].start_us, tu_frame_time(7, 0));
+	cr_assert_eq(r[0].end_us, tu_frame_time(7, 199) + T_FRAME_US);
+	cr_assert_eq(r[1].start_us, tu_frame_time(7, 300));
+	/* a window inside the gap has no ranges; one across it is clipped */
+	cr_assert_eq(stg_ranges(e.stg, 7, tu_frame_time(7, 210), tu_frame_time(7, 290), r, 4), 0);
+	n = stg_ranges(e.stg, 7, tu_frame_time(7, 100), tu_frame_time(7, 350), r, 4);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(r[0].start_us, tu_frame_time(7, 100));
+	cr_assert_eq(r[1].end_us, tu_frame_time(7, 350));
+	/* iterating across the gap marks the first frame after it */
+	uint32_t first = 0, last = 0;
+	cr_assert_eq(tu_read_all(e.stg, 7, &first, &last), 400);
+	cr_assert_eq(first, 0);
+	cr_assert_eq(last, 499);
+	/* starting inside the gap begins at the next key frame */
+	cr_assert_eq(tu_read_check(e.stg, 7, 300, 400), 100);
+	struct stg_iter *it;
+	cr_assert_eq(stg_iter_open(e.stg, 7, tu_frame_time(7, 250), tu_frame_time(7, 400), &it), 0);
+	struct stg_read_frame f;
+	cr_assert_eq(stg_iter_next(it, &f), 1);
+	cr_assert_eq(f.time_us, tu_frame_time(7, 300));
+	stg_iter_close(it);
+	/* seeking to a P frame starts at the key frame before it */
+	cr_assert_eq(stg_iter_open(e.stg, 7, tu_frame_time(7, 130), tu_frame_time(7, 140), &it), 0);
+	cr_assert_eq(stg_iter_next(it, &f), 1);
+	cr_assert_eq(f.time_us, tu_frame_time(7, 100));
+	cr_assert(f.key);
+	stg_iter_close(it);
+	tu_env_fini(&e);
+}
+
+Test(roundtrip, survives_clean_restart)
+{
+	struct tu_env e;
+	tu_env_init(&e, 2, 8 << 20, 6);
+	tu_env_open(&e);
+	for (uint32_t cam = 1; cam <= 4; cam++)
+		tu_put_frames(e.stg, cam, 0, 300);
+	tu_env_close(&e);
+	tu_env_open(&e);
+	for (uint32_t cam = 1; cam <= 4; cam++)
+		tu_put_frames(e.stg, cam, 300, 600);
+	tu_env_close(&e);
+	struct stg_fsck_report r = tu_fsck(&e.cfg, false);
+	cr_assert_eq(r.differences, 0);
+	cr_assert_eq(r.bad_records, 0);
+	tu_env_open(&e);
+	for (uint32_t cam = 1; cam <= 4; cam++) {
+		uint32_t first = 0, last = 0;
+		cr_assert_eq(tu_read_all(e.stg, cam, &first, &last), 600);
+		struct stg_range rg[4];
+		cr_assert_eq(stg_ranges(e.stg, cam, 0, INT64_MAX, rg, 4), 1,
+		             "restart leaves one continuous range");
+	}
+	tu_env_fini(&e);
+}
+
+Test(roundtrip, refuses_frames_out_of_order)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 8 << 20, 4);
+	tu_env_open(&e);
+	tu_put_frames(e.stg, 1, 10, 20);
+	struct stg_camera *c;
+	cr_assert_eq(stg_camera_get(e.stg, 1, &c), 0);
+	uint8_t b[10] = {0};
+	struct stg_frame f = { tu_frame_time(1, 5), b, sizeof b, true, STG_CODEC_H264 };
+	cr_assert_eq(stg_put_frame(c, &f), -EINVAL);
+	f.size = 0;
+	f.time_us = tu_frame_time(1, 30);
+	cr_assert_eq(stg_put_frame(c, &f), -EINVAL);
 	tu_env_fini(&e);
 }

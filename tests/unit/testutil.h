@@ -106,6 +106,61 @@ static inline uint32_t tu_read_check(struct stg *stg, uint32_t cam, uint32_t fro
 	return n - from;
 }
 
+/* Frame number of a time written by tu_put_frames for cam. */
+static inline uint32_t tu_frame_of(uint32_t cam, int64_t t)
+{
+	return (uint32_t)((t - T_BASE_US - cam * 10) / T_FRAME_US);
+}
+
+/* Reads everything a camera has and checks each frame is exactly the frame
+ * its timestamp names and that frames follow each other without holes
+ * except at reported discontinuities. Returns the number of frames. */
+static inline uint64_t tu_read_all(struct stg *stg, uint32_t cam, uint32_t *first,
+                                   uint32_t *last)
+{
+	struct stg_iter *it;
+	int err = stg_iter_open(stg, cam, INT64_MIN / 2, INT64_MAX / 2, &it);
+	cr_assert_eq(err, 0, "iter_open cam %u: %s", cam, stg_strerror(err));
+	struct stg_read_frame f;
+	uint64_t count = 0;
+	uint32_t prev = 0;
+	while ((err = stg_iter_next(it, &f)) == 1) {
+		uint32_t n = tu_frame_of(cam, f.time_us);
+		tu_check_frame(&f, cam, n);
+		if (count == 0) {
+			cr_assert(f.key, "cam %u starts at a key frame", cam);
+			if (first)
+				*first = n;
+		} else {
+			cr_assert(n > prev, "cam %u frames in order", cam);
+			cr_assert(n == prev + 1 || f.discontinuity,
+			          "cam %u hole after frame %u (next %u) not marked", cam, prev, n);
+		}
+		prev = n;
+		count++;
+	}
+	cr_assert_eq(err, 0, "iterator cam %u: %s", cam, stg_strerror(err));
+	stg_iter_close(it);
+	if (last)
+		*last = prev;
+	return count;
+}
+
+static void tu_fsck_print(void *user, const char *line)
+{
+	(void)user;
+	fprintf(stderr, "fsck: %s\n", line);
+}
+
+/* Runs the checker on the env's index and volumes (engine closed). */
+static inline struct stg_fsck_report tu_fsck(const struct stg_config *cfg, bool rebuild)
+{
+	struct stg_fsck_report r;
+	int err = stg_fsck(cfg, rebuild, tu_fsck_print, NULL, &r);
+	cr_assert_eq(err, 0, "fsck: %s", stg_strerror(err));
+	return r;
+}
+
 struct tu_env {
 	char *dir;
 	char index[512];
