@@ -355,8 +355,8 @@ int indexer_prepare_all(struct stg *stg)
 {
 	for (int i = 0; i < stg->nvols; i++) {
 		struct vol *v = &stg->vols[i];
-		if (v->state != STG_VOL_ACTIVE)
-			continue;
+		if (v->state != STG_VOL_ACTIVE || v->ready_gen)
+			continue;             /* recovery kept an empty prepared one */
 		struct imsg *m = calloc(1, sizeof *m);
 		if (!m)
 			return -ENOMEM;

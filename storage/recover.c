@@ -4,10 +4,14 @@
  * fsck and the index rebuild use.
  *
  * Scan rule (format.h): walk records from offset 4096; a record is taken
- * only if its header, generation and checksum match; at an invalid header
- * skip to the next 4 KiB boundary (the writer pads there when it flushes a
- * partial buffer); an invalid header at a boundary, or the directory record,
- * ends the log. Torn or stale records are therefore never indexed.
+ * only if its header, generation and checksum match, so torn or stale
+ * records are never indexed. At an invalid header the scan resynchronises:
+ * it looks for the next record of this generation at every 8-byte offset,
+ * and gives up after RESYNC_LIMIT bytes without one. That finds the records
+ * after a damaged chunk, after the zero padding of a partial flush, and
+ * after a torn write whose successors reached the disk (at most
+ * blocks_per_volume writes are in flight, far less than the limit). The
+ * directory record ends the log.
  *
  * Recovery at start-up touches only segments recorded OPEN in the index (at
  * most two per volume: the one being written and the one prepared next), so
@@ -25,6 +29,7 @@
 #include "internal.h"
 
 #define SCAN_BUF (4u << 20)
+#define RESYNC_LIMIT (64u << 20)
 
 int seg_read_header(struct vol *v, uint32_t slot, struct seg_header *out)
 {
@@ -89,6 +94,37 @@ static const uint8_t *window_get(struct window *w, uint64_t off, uint32_t len,
 	return w->buf;
 }
 
+/* Looks for the next offset >= from holding a valid record header of
+ * generation gen; 1 and *at if found, 0 if none within RESYNC_LIMIT. */
+static int resync(struct window *w, uint64_t from, uint32_t gen, uint64_t *at)
+{
+	uint64_t limit = from + RESYNC_LIMIT;
+	if (limit > w->size)
+		limit = w->size;
+	for (uint64_t off = from; off + sizeof(struct rec_header) <= limit; ) {
+		uint8_t *big = NULL;
+		uint32_t span = (uint32_t)(limit - off < SCAN_BUF ? limit - off : SCAN_BUF);
+		const uint8_t *p = window_get(w, off, span, &big);
+		free(big);
+		if (!p)
+			return -EIO;
+		for (uint32_t i = 0; i + sizeof(struct rec_header) <= span; i += 8) {
+			uint32_t magic;
+			memcpy(&magic, p + i, sizeof magic);
+			if (magic != STG_REC_MAGIC)
+				continue;
+			struct rec_header h;
+			memcpy(&h, p + i, sizeof h);
+			if (rec_header_check(&h, gen, off + i, w->size) == 0) {
+				*at = off + i;
+				return 1;
+			}
+		}
+		off += span - sizeof(struct rec_header) + 8;
+	}
+	return 0;
+}
+
 int seg_scan(struct vol *v, uint32_t slot, uint32_t gen, struct scan_result *r)
 {
 	memset(r, 0, sizeof *r);
@@ -130,9 +166,13 @@ int seg_scan(struct vol *v, uint32_t slot, uint32_t gen, struct scan_result *r)
 		if (bad) {
 			if (h.magic == STG_REC_MAGIC && h.generation == gen)
 				r->bad_records++;
-			if (off % STG_BLOCK == 0)
+			int found = resync(&w, off + 8, gen, &off);
+			if (found < 0) {
+				err = found;
+				break;
+			}
+			if (!found)
 				break;           /* end of the log */
-			off = align_up(off, STG_BLOCK);
 			continue;
 		}
 		off += len;
@@ -228,10 +268,27 @@ static int index_recovered(struct stg *stg, struct vol *v, uint32_t gen,
 	return err;
 }
 
+/* Drops a generation that holds nothing: its header block is zeroed first
+ * so that the disks alone agree the slot is free. */
 static int forget_segment(struct stg *stg, struct vol *v, uint32_t gen, uint32_t slot)
 {
+	void *zero = NULL;
+	int fd = vol_open_segment_direct(v, slot);
+	int err = fd < 0 ? fd : 0;
+	if (!err && posix_memalign(&zero, STG_BLOCK, STG_BLOCK))
+		err = -ENOMEM;
+	if (!err) {
+		memset(zero, 0, STG_BLOCK);
+		if (pwrite(fd, zero, STG_BLOCK, 0) != STG_BLOCK || fdatasync(fd))
+			err = errno ? -errno : -EIO;
+	}
+	free(zero);
+	if (fd >= 0)
+		close(fd);
+	if (err)
+		return err;
 	MDB_txn *t;
-	int err = idx_write_begin(stg->ix, &t);
+	err = idx_write_begin(stg->ix, &t);
 	if (err)
 		return err;
 	struct seg_key sk;
@@ -256,6 +313,15 @@ static int recover_segment(struct stg *stg, struct vol *v, uint32_t gen, uint32_
 	}
 	struct scan_result r;
 	int err = seg_scan(v, slot, gen, &r);
+	if (!err && !r.sealed && r.n == 0) {
+		/* prepared, nothing written: becomes the writer's next segment */
+		scan_result_free(&r);
+		if (v->ready_gen)
+			return forget_segment(stg, v, gen, slot);
+		v->ready_gen = gen;
+		v->ready_slot = slot;
+		return 0;
+	}
 	if (!err && !r.sealed)
 		err = write_directory(v, slot, gen, &r);
 	if (!err)
