@@ -10,7 +10,8 @@ CC      ?= cc
 BUILD   ?= build
 PKGS    := liburing lmdb libzstd libxxhash
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
+# Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
+NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
            $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs criterion)
@@ -30,7 +31,6 @@ BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 
 TEST_SRC  := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
-TEST_HELPERS := $(BUILD)/tests/crashwriter
 
 FUZZ_SRC  := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
@@ -41,7 +41,7 @@ all: $(BINS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(STORAGE_LIB): $(STORAGE_OBJ)
 	@mkdir -p $(dir $@)
@@ -50,25 +50,21 @@ $(STORAGE_LIB): $(STORAGE_OBJ)
 .SECONDEXPANSION:
 $(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$($$*_SRC)) $(STORAGE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(STORAGE_LIB) tests/unit/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DNVR_FAULT_INJECTION -Istorage -o $@ $< $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
-
-$(BUILD)/tests/crashwriter: tests/helpers/crashwriter.c $(STORAGE_LIB)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Istorage -o $@ $< $(STORAGE_LIB) $(LDLIBS)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -o $@ $< $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
 
 # The unit tests (Criterion) and the black-box tests of the binaries.
-test: all $(TEST_BINS) $(TEST_HELPERS)
+test: all $(TEST_BINS)
 	BUILD=$(BUILD) tests/run-tests.sh
 
 # Same tests, sanitizers on, in a separate build tree. Fault injection is
 # compiled into the library there so the failing-volume test runs too.
 asan:
 	$(MAKE) BUILD=build-asan CC=clang \
-	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -DNVR_FAULT_INJECTION" \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 
 # libFuzzer targets: one per parser, linked against a sanitizer build of the library.
@@ -76,7 +72,7 @@ fuzz: $(FUZZ_BINS)
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(STORAGE_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(shell pkg-config --cflags $(PKGS)) -Istorage -o $@ $< $(STORAGE_SRC) $(LDLIBS)
+	  $(shell pkg-config --cflags $(PKGS)) -Istorage $(LDFLAGS) -o $@ $< $(STORAGE_SRC) $(LDLIBS)
 
 fuzz-run: fuzz
 	for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \

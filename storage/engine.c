@@ -250,20 +250,21 @@ static int chunk_close(struct stg_camera *c, int64_t end_us)
 {
 	struct chunk_buf *b = c->cur;
 	uint32_t raw = b->len - (uint32_t)sizeof(struct rec_header);
+	uint32_t table_at = (uint32_t)align_up(b->len, 8);
 	uint32_t table = c->nframes * (uint32_t)sizeof(struct frame_entry);
-	uint32_t total = (uint32_t)align_up(b->len + table, 8);
+	uint32_t total = table_at + table;          /* a multiple of 8 */
 	int err = chunk_reserve(c, total - b->len);
 	if (err)
 		return err;
 	b = c->cur;
-	memcpy(b->data + b->len, c->table, table);
-	memset(b->data + b->len + table, 0, total - b->len - table);
+	memset(b->data + b->len, 0, table_at - b->len);
+	memcpy(b->data + table_at, c->table, table);
 	struct rec_header h = {
 		.magic = STG_REC_MAGIC, .version = STG_FORMAT_VERSION, .type = REC_CHUNK,
 		.codec = (uint8_t)c->codec, .flags = c->key_start ? REC_KEY_START : 0,
 		.camera_id = c->id, .first_us = c->first_us, .last_us = c->last_us,
 		.end_us = end_us, .frame_count = c->nframes,
-		.payload_len = raw + table, .raw_len = raw,
+		.payload_len = total - (uint32_t)sizeof h, .raw_len = raw,
 	};
 	b->payload_hash = rec_payload_hash(b->data + sizeof h, h.payload_len);
 	memcpy(b->data, &h, sizeof h);   /* generation and checksum: writer.c */

@@ -82,7 +82,8 @@ enum rec_flags {
 
 /*
  * Record header, 64 bytes. For a chunk the payload is the frame bytes
- * followed by the frame table (frame_count entries of struct frame_entry).
+ * (raw_len), zero padding to a multiple of 8, then the frame table
+ * (frame_count entries of struct frame_entry).
  * Putting the table last lets the producer append frames into one buffer
  * and add the table when the chunk closes, with no extra copy. For a
  * directory the payload is zstd-compressed struct dir_entry[frame_count],

@@ -55,7 +55,7 @@ int rec_header_check(const struct rec_header *h, uint32_t gen,
 		return STG_ECORRUPT;
 	if (h->type == REC_CHUNK) {
 		uint64_t table = (uint64_t)h->frame_count * sizeof(struct frame_entry);
-		if (h->frame_count == 0 || h->raw_len + table != h->payload_len)
+		if (h->frame_count == 0 || align_up(h->raw_len, 8) + table != h->payload_len)
 			return STG_ECORRUPT;
 		if (h->last_us < h->first_us || h->end_us < h->last_us)
 			return STG_ECORRUPT;
@@ -167,7 +167,7 @@ int chunk_parse(const void *buf, size_t len, uint32_t gen, uint32_t camera_id,
 	if (h->type != REC_CHUNK || h->camera_id != camera_id)
 		return STG_ECORRUPT;
 	*frames = (const uint8_t *)buf + sizeof *h;
-	*table = (const struct frame_entry *)(*frames + h->raw_len);
+	*table = (const struct frame_entry *)(*frames + align_up(h->raw_len, 8));
 	uint64_t sum = 0;
 	int64_t prev = -1;
 	for (uint32_t i = 0; i < h->frame_count; i++) {
