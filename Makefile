@@ -26,6 +26,7 @@ nvr-format_SRC := $(wildcard tools/format/*.c)
 nvr-fsck_SRC   := $(wildcard tools/fsck/*.c)
 nvr-bench_SRC  := $(wildcard tools/bench/*.c)
 nvrd_SRC       := $(wildcard nvr/*.c)
+$(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 
@@ -48,7 +49,7 @@ $(STORAGE_LIB): $(STORAGE_OBJ)
 	$(AR) rcs $@ $^
 
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/obj/%.o,$$($$*_SRC)) $(STORAGE_LIB)
+$(BUILD)/bin/%: $$($$*_OBJ) $(STORAGE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -84,4 +85,4 @@ deps:
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/tests -name '*.d' 2>/dev/null)

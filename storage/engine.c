@@ -86,8 +86,11 @@ int stg_open(const struct stg_config *cfg, struct stg **out)
 		err = STG_ENOVOLUME;
 		goto fail;
 	}
-	if ((err = recover_open_segments(stg)) || (err = indexer_start(stg)) ||
-	    (err = indexer_prepare_all(stg)) || (err = start_writers(stg)))
+	/* Writers first: the index thread reaches them through v->writer. They
+	 * ask for their first segments themselves; the requests wait in the
+	 * index thread's queue until it starts. */
+	if ((err = recover_open_segments(stg)) || (err = start_writers(stg)) ||
+	    (err = indexer_start(stg)))
 		goto fail;
 	*out = stg;
 	return 0;
@@ -165,10 +168,9 @@ static int chunk_start(struct stg_camera *c, const struct stg_frame *f)
 	uint32_t cap = c->size_hint ? c->size_hint : 64 * 1024;
 	if (cap < sizeof(struct rec_header) + f->size + 4096)
 		cap = (uint32_t)sizeof(struct rec_header) + f->size + 4096;
-	c->cur = malloc(sizeof *c->cur + cap);
+	c->cur = bufpool_get(cap);
 	if (!c->cur)
 		return -ENOMEM;
-	c->cur->cap = cap;
 	c->cur->len = sizeof(struct rec_header);
 	c->cur->cam = c;
 	c->cur->next = NULL;
@@ -187,10 +189,13 @@ static int chunk_reserve(struct stg_camera *c, uint32_t extra)
 	uint32_t cap = b->cap * 2;
 	while (cap < b->len + extra)
 		cap *= 2;
-	struct chunk_buf *nb = realloc(b, sizeof *nb + cap);
+	struct chunk_buf *nb = bufpool_get(cap);
 	if (!nb)
 		return -ENOMEM;
-	nb->cap = cap;
+	uint32_t got = nb->cap;
+	memcpy(nb, b, sizeof *b + b->len);
+	nb->cap = got;
+	bufpool_put(b);
 	c->cur = nb;
 	return 0;
 }
@@ -221,7 +226,7 @@ static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf 
 	}
 	if (c->vol < 0) {
 		c->dropped_frames += frames;
-		free(b);
+		bufpool_put(b);
 		return;
 	}
 	struct vol *v = &stg->vols[c->vol];
@@ -239,7 +244,7 @@ static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf 
 	pthread_mutex_unlock(&v->lock);
 	if (!accept) {
 		c->dropped_frames += frames;
-		free(b);
+		bufpool_put(b);
 	} else if (was_empty && v->writer) {
 		writer_wake(v->writer);
 	}
@@ -380,7 +385,8 @@ void stg_close(struct stg *stg)
 	}
 	for (uint32_t i = 0; i < stg->cam_cap; i++)
 		if (stg->cams[i]) {
-			free(stg->cams[i]->cur);
+			if (stg->cams[i]->cur)
+				bufpool_put(stg->cams[i]->cur);
 			free(stg->cams[i]->table);
 			free(stg->cams[i]);
 		}

@@ -97,7 +97,7 @@ static int prepare_segment(MDB_txn *t, struct stg *stg, struct vol *v,
 	memset(p, 0, sizeof *p);
 	p->v = v;
 	for (uint32_t i = 0; i < v->hdr.segment_count && slot == UINT32_MAX; i++)
-		if (v->slot_gen[i] == 0 && !(v->ready_gen && v->ready_slot == i))
+		if (v->slot_gen[i] == 0)
 			slot = i;
 	if (slot == UINT32_MAX) {
 		uint32_t g;
@@ -130,17 +130,21 @@ static int prepare_segment(MDB_txn *t, struct stg *stg, struct vol *v,
 /* Writes the new generation's header over the slot's first block, so that
  * the disk alone shows the old generation is gone (fsck and the rebuild
  * trust only the disk). Done after the commit, before the writer gets the
- * slot; if it fails, the volume is failing. */
+ * slot; if it fails, the volume is failing. The write goes through the page
+ * cache without a sync: it only has to beat the rebuild, and the writer's
+ * own first O_DIRECT write of the block (which makes the kernel flush this
+ * one first) carries the same header. If power fails before it reaches the
+ * disk, recovery finds the old header, forgets the new generation and the
+ * old data stays unreferenced: consistent either way. */
 static int stamp_slot(struct stg *stg, struct vol *v, uint32_t gen, uint32_t slot)
 {
 	void *buf;
 	if (posix_memalign(&buf, STG_BLOCK, STG_BLOCK))
 		return -ENOMEM;
 	seg_header_block(v, slot, gen, stg_now(stg), buf);
-	int fd = vol_open_segment_direct(v, slot);
+	int fd = vol_open_segment_buffered(v, slot);
 	int err = fd < 0 ? fd : 0;
-	if (!err && (pwrite(fd, buf, STG_BLOCK, 0) != STG_BLOCK ||
-	             (!stg->cfg.no_fsync && fdatasync(fd))))
+	if (!err && pwrite(fd, buf, STG_BLOCK, 0) != STG_BLOCK)
 		err = errno ? -errno : -EIO;
 	if (fd >= 0)
 		close(fd);
@@ -164,8 +168,11 @@ static void apply_prepared(struct stg *stg, struct prepared *p)
 	else
 		v->free_slots--;
 	v->slot_gen[p->slot] = p->gen;
-	v->ready_gen = p->gen;
-	v->ready_slot = p->slot;
+	if (v->nready < STG_RESERVE) {
+		v->ready_gen[v->nready] = p->gen;
+		v->ready_slot[v->nready] = p->slot;
+		v->nready++;
+	}
 	v->slot_requested = false;
 	pthread_mutex_unlock(&v->lock);
 	if (v->writer)
@@ -269,9 +276,11 @@ static void process(struct stg *stg, struct imsg *head, struct imsg **retry)
 	if (!prep)
 		abort();
 	int nprep = 0, err;
+	int64_t t0 = stg_realtime_us();
 	while ((err = apply_batch(stg, head, prep, &nprep)) == MDB_MAP_FULL)
 		if (idx_grow(stg->ix))
 			break;
+	int64_t t1 = stg_realtime_us();
 	if (err) {
 		LOG_ERR("event=index_commit_failed err=\"%s\" messages=%d", stg_strerror(err), count);
 		nprep = 0;
@@ -281,6 +290,8 @@ static void process(struct stg *stg, struct imsg *head, struct imsg **retry)
 				m->vol->slot_requested = false;
 	}
 	finish_batch(stg, head, prep, nprep, retry);
+	if (t1 - t0 > 1000000)
+		LOG_WARN("event=slow_index_commit messages=%d ms=%.0f", count, (t1 - t0) / 1e3);
 	free(prep);
 }
 
@@ -349,21 +360,4 @@ void indexer_stop(struct stg *stg)
 	pthread_mutex_unlock(&stg->ix_lock);
 	pthread_join(stg->ix_thread, NULL);
 	stg->ix_running = false;
-}
-
-int indexer_prepare_all(struct stg *stg)
-{
-	for (int i = 0; i < stg->nvols; i++) {
-		struct vol *v = &stg->vols[i];
-		if (v->state != STG_VOL_ACTIVE || v->ready_gen)
-			continue;             /* recovery kept an empty prepared one */
-		struct imsg *m = calloc(1, sizeof *m);
-		if (!m)
-			return -ENOMEM;
-		m->type = IMSG_NEED_SEGMENT;
-		m->vol = v;
-		v->slot_requested = true;
-		indexer_send(stg, m);
-	}
-	return 0;
 }

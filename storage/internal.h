@@ -25,6 +25,7 @@
 #include "format.h"
 
 #define STG_MAX_VOLUMES 256
+#define STG_RESERVE 2            /* prepared segments kept per volume */
 
 /* ---- logging (log.c) ---- */
 void stg_log(const char *level, const char *fmt, ...)
@@ -80,8 +81,11 @@ struct vol {
 	uint64_t q_bytes;
 	uint64_t q_limit;
 
-	/* prepared segment for the writer (index thread -> writer) */
-	uint32_t ready_gen, ready_slot;   /* ready_gen 0 = none */
+	/* prepared segments for the writer (index thread -> writer), oldest
+	 * first; STG_RESERVE are kept so that a slow index commit under heavy
+	 * writing never leaves the writer without a segment */
+	uint32_t ready_gen[STG_RESERVE], ready_slot[STG_RESERVE];
+	int nready;
 	bool slot_requested;
 
 	struct writer *writer;
@@ -99,6 +103,7 @@ int vol_attach(struct stg *stg, struct vol *v, const char *path);
 void vol_detach(struct vol *v);
 void vol_fail(struct stg *stg, struct vol *v, const char *why, int err);
 int vol_open_segment_direct(struct vol *v, uint32_t slot);
+int vol_open_segment_buffered(struct vol *v, uint32_t slot);
 int vol_pick_for_camera(struct stg *stg, uint32_t camera_id);
 void seg_header_block(const struct vol *v, uint32_t slot, uint32_t gen,
                       int64_t now_us, uint8_t block[STG_BLOCK]);
@@ -113,6 +118,10 @@ struct chunk_buf {
 	                              generation and finishes the checksum */
 	uint8_t data[];            /* rec_header, frame bytes, frame table */
 };
+
+/* bufpool.c: chunk buffers of power-of-two capacity, recycled */
+struct chunk_buf *bufpool_get(uint32_t want);
+void bufpool_put(struct chunk_buf *b);
 
 struct stg_camera {
 	struct stg *stg;
@@ -244,8 +253,6 @@ struct imsg {
 int indexer_start(struct stg *stg);
 void indexer_stop(struct stg *stg);
 void indexer_send(struct stg *stg, struct imsg *m);
-/* Prepares a segment for every volume that has none (start-up). */
-int indexer_prepare_all(struct stg *stg);
 
 /* ---- the engine ---- */
 struct stg {
@@ -268,9 +275,6 @@ struct stg {
 	struct imsg *ix_head, *ix_tail;
 	bool ix_stop;
 	bool ix_running;
-
-	/* map resize: readers hold this shared, the resizer exclusive */
-	pthread_rwlock_t map_lock;
 };
 
 #endif

@@ -316,10 +316,11 @@ static int recover_segment(struct stg *stg, struct vol *v, uint32_t gen, uint32_
 	if (!err && !r.sealed && r.n == 0) {
 		/* prepared, nothing written: becomes the writer's next segment */
 		scan_result_free(&r);
-		if (v->ready_gen)
+		if (v->nready == STG_RESERVE)
 			return forget_segment(stg, v, gen, slot);
-		v->ready_gen = gen;
-		v->ready_slot = slot;
+		v->ready_gen[v->nready] = gen;
+		v->ready_slot[v->nready] = slot;
+		v->nready++;
 		return 0;
 	}
 	if (!err && !r.sealed)

@@ -54,7 +54,28 @@ static int write_header(const char *path, const struct vol_header *h)
 	return err;
 }
 
-static int create_segment(const char *path, uint32_t i, uint64_t size)
+/* Writes zeros through a whole segment file with large direct writes. */
+static int zero_fill(const char *file, uint64_t size)
+{
+	const size_t chunk = 4u << 20;
+	void *buf;
+	if (posix_memalign(&buf, STG_BLOCK, chunk))
+		return ENOMEM;
+	memset(buf, 0, chunk);
+	int fd = open(file, O_WRONLY | O_DIRECT);
+	int err = fd < 0 ? errno : 0;
+	for (uint64_t off = 0; !err && off < size; off += chunk) {
+		size_t n = size - off < chunk ? (size_t)(size - off) : chunk;
+		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n)
+			err = errno ? errno : EIO;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return err;
+}
+
+static int create_segment(const char *path, uint32_t i, uint64_t size, bool zero)
 {
 	char file[512];
 	snprintf(file, sizeof file, "%s/" STG_SEG_FILE_FMT, path, i);
@@ -62,9 +83,11 @@ static int create_segment(const char *path, uint32_t i, uint64_t size)
 	if (fd < 0)
 		return -errno;
 	int err = posix_fallocate(fd, 0, (off_t)size);
+	if (!err && zero)
+		err = zero_fill(file, size);
 	/* a zeroed first block: no segment header, so the slot reads as free */
-	uint8_t zero[STG_BLOCK] = {0};
-	if (!err && pwrite(fd, zero, sizeof zero, 0) != (ssize_t)sizeof zero)
+	uint8_t block0[STG_BLOCK] = {0};
+	if (!err && pwrite(fd, block0, sizeof block0, 0) != (ssize_t)sizeof block0)
 		err = errno;
 	if (!err && fsync(fd))
 		err = errno;
@@ -73,9 +96,10 @@ static int create_segment(const char *path, uint32_t i, uint64_t size)
 }
 
 int stg_volume_format(const char *path, uint64_t segment_size,
-                      uint32_t segment_count, bool force,
+                      uint32_t segment_count, unsigned flags,
                       struct stg_volume_info *out)
 {
+	bool force = flags & STG_FORMAT_FORCE;
 	if (segment_count == 0 || segment_size < MIB)
 		return -EINVAL;
 	segment_size = align_up(segment_size, MIB);
@@ -105,7 +129,7 @@ int stg_volume_format(const char *path, uint64_t segment_size,
 	snprintf(file, sizeof file, "%s/%s", path, STG_VOL_HEADER_FILE);
 	unlink(file);
 	for (uint32_t i = 0; i < segment_count; i++) {
-		int err = create_segment(path, i, segment_size);
+		int err = create_segment(path, i, segment_size, flags & STG_FORMAT_ZERO);
 		if (err)
 			return err;
 	}
@@ -183,6 +207,14 @@ int vol_open_segment_direct(struct vol *v, uint32_t slot)
 	char file[512];
 	snprintf(file, sizeof file, "%s/" STG_SEG_FILE_FMT, v->path, slot);
 	int fd = open(file, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int vol_open_segment_buffered(struct vol *v, uint32_t slot)
+{
+	char file[512];
+	snprintf(file, sizeof file, "%s/" STG_SEG_FILE_FMT, v->path, slot);
+	int fd = open(file, O_WRONLY | O_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
 

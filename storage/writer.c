@@ -69,6 +69,7 @@ struct wblock {
 	int res;
 	bool inject_fail;
 	int64_t first_byte_us;
+	int64_t submit_us;
 	uint64_t seq;
 	struct wevent *ev;
 	uint32_t nev, cap;
@@ -102,6 +103,12 @@ struct wvol {
 	int fsyncs_inflight;
 	int inflight;                  /* writes in flight */
 	bool sync_soon;                /* sync at the next chance, not the next tick */
+	/* counters, logged when the writer stops */
+	uint64_t waits_block, waits_segment, writes, fsyncs;
+	uint64_t lat_sum_us, inflight_sum, idle_us;
+	int64_t idle_since;
+	bool idle_had_data;
+	uint64_t idle_data_us;
 };
 
 struct writer {
@@ -174,7 +181,7 @@ static void drop_chunk(struct chunk_buf *c)
 		memcpy(&h, c->data, sizeof h);
 		c->cam->dropped_frames += h.frame_count;
 	}
-	free(c);
+	bufpool_put(c);
 }
 
 static void drop_pending(struct wvol *wv)
@@ -236,7 +243,16 @@ static void submit_block(struct writer *w, struct wvol *wv)
 		io_uring_prep_write(sqe, b->fd, b->buf, len, b->file_off);
 	}
 	io_uring_sqe_set_data64(sqe, ud(OP_WRITE, wv->idx, bi));
+	if (wv->inflight == 0 && wv->idle_since) {
+		int64_t d = stg_realtime_us() - wv->idle_since;
+		wv->idle_us += d;
+		if (wv->idle_had_data)
+			wv->idle_data_us += d;
+	}
+	wv->inflight_sum += wv->inflight;
 	wv->inflight++;
+	wv->writes++;
+	b->submit_us = stg_realtime_us();
 	if (w->stg->cfg.write_trace)
 		w->stg->cfg.write_trace(w->stg->cfg.write_trace_user, v->index,
 		                        b->slot, b->file_off, len);
@@ -266,9 +282,14 @@ static bool ensure_block(struct writer *w, struct wvol *wv)
 
 /* ---- generations ---------------------------------------------------------- */
 
+/* Asks the index thread for one more prepared segment, unless one is on
+ * its way or the reserve is full. */
 static void request_segment(struct writer *w, struct vol *v)
 {
-	if (v->slot_requested)
+	pthread_mutex_lock(&v->lock);
+	bool enough = v->slot_requested || v->nready >= STG_RESERVE;
+	pthread_mutex_unlock(&v->lock);
+	if (enough || v->state != STG_VOL_ACTIVE)
 		return;
 	v->slot_requested = true;
 	struct imsg *m = calloc(1, sizeof *m);
@@ -286,14 +307,18 @@ static bool open_gen(struct writer *w, struct wvol *wv)
 	if (free_block(wv, (int)w->stg->cfg.blocks_per_volume) < 0)
 		return false;
 	pthread_mutex_lock(&v->lock);
-	uint32_t gen = v->ready_gen, slot = v->ready_slot;
-	v->ready_gen = 0;
-	pthread_mutex_unlock(&v->lock);
-	if (gen == 0) {
-		request_segment(w, v);
-		return false;
+	uint32_t gen = 0, slot = 0;
+	if (v->nready) {
+		gen = v->ready_gen[0];
+		slot = v->ready_slot[0];
+		v->nready--;
+		memmove(v->ready_gen, v->ready_gen + 1, v->nready * sizeof *v->ready_gen);
+		memmove(v->ready_slot, v->ready_slot + 1, v->nready * sizeof *v->ready_slot);
 	}
-	request_segment(w, v);        /* keep one prepared in reserve */
+	pthread_mutex_unlock(&v->lock);
+	request_segment(w, v);        /* keep the reserve full */
+	if (gen == 0)
+		return false;
 	int fd = vol_open_segment_direct(v, slot);
 	if (fd < 0) {
 		vol_fail(w->stg, v, "cannot open segment for writing", fd);
@@ -399,7 +424,7 @@ static void finish_record(struct writer *w, struct wvol *wv)
 	if (!wv->p_head)
 		wv->p_tail = NULL;
 	wv->p_copied = 0;
-	free(c);
+	bufpool_put(c);
 	if (ev.type == EV_SEAL) {
 		submit_block(w, wv);
 		wv->sync_soon = true;    /* the indexer may be waiting for this seal */
@@ -446,15 +471,19 @@ static void pack(struct writer *w, struct wvol *wv)
 				drop_chunk(c);
 				continue;
 			}
-			if (!open_gen(w, wv))
+			if (!open_gen(w, wv)) {
+				wv->waits_segment++;
 				return;
+			}
 		}
 		if (wv->p_copied == 0 && c->cam && !fits(w, wv, c)) {
 			seal_gen(w, wv);
 			continue;
 		}
-		if (!ensure_block(w, wv))
+		if (!ensure_block(w, wv)) {
+			wv->waits_block++;
 			return;
+		}
 		struct wblock *b = &wv->blocks[wv->cur];
 		if (wv->p_copied == 0) {
 			wv->rec_off = b->file_off + b->fill;
@@ -569,6 +598,7 @@ submit:
 		io_uring_prep_fsync(sqe, fds[j], IORING_FSYNC_DATASYNC);
 		io_uring_sqe_set_data64(sqe, ud(OP_FSYNC, wv->idx, 0));
 		wv->fsyncs_inflight++;
+		wv->fsyncs++;
 	}
 }
 
@@ -590,6 +620,11 @@ static void on_write(struct writer *w, struct wvol *wv, int bi, int res)
 	b->res = res;
 	b->state = B_DONE;
 	wv->inflight--;
+	wv->lat_sum_us += stg_realtime_us() - b->submit_us;
+	if (wv->inflight == 0) {
+		wv->idle_since = stg_realtime_us();
+		wv->idle_had_data = wv->p_head != NULL || wv->v->q_head != NULL;
+	}
 	/* retire in submission order */
 	for (;;) {
 		struct wblock *r = NULL;
@@ -687,6 +722,8 @@ static void flush_partial(struct writer *w, struct wvol *wv, bool force)
 static void service(struct writer *w, struct wvol *wv, bool tick, bool draining, bool stopping)
 {
 	take_queue(wv);
+	if (!stopping)
+		request_segment(w, wv->v);
 	if (stopping && wv->open && !wv->p_head && wv->v->state == STG_VOL_ACTIVE)
 		seal_gen(w, wv);
 	pack(w, wv);
@@ -860,6 +897,11 @@ void writer_stop(struct writer *w)
 	close(w->efd);
 	for (int i = 0; i < w->n; i++) {
 		struct wvol *wv = &w->wv[i];
+		LOG_INFO("event=writer_stopped path=%s writes=%llu fsyncs=%llu waits_for_buffer=%llu waits_for_segment=%llu avg_write_ms=%.2f avg_inflight=%.2f idle_ms=%.0f idle_with_data_ms=%.0f",
+		         wv->v->path, (unsigned long long)wv->writes, (unsigned long long)wv->fsyncs,
+		         (unsigned long long)wv->waits_block, (unsigned long long)wv->waits_segment,
+		         wv->writes ? wv->lat_sum_us / 1e3 / wv->writes : 0.0,
+		         wv->writes ? (double)wv->inflight_sum / wv->writes : 0.0, wv->idle_us / 1e3, wv->idle_data_us / 1e3);
 		drop_pending(wv);
 		for (uint32_t j = 0; j < w->stg->cfg.blocks_per_volume; j++) {
 			free(wv->blocks[j].buf);

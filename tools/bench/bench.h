@@ -28,22 +28,32 @@ int bench_storage_main(int argc, char **argv);
 #define SYNTH_FRAME_US 40000      /* 1 s / 25 fps */
 #define SYNTH_GOP 50              /* a key frame every 2 s */
 #define SYNTH_KEY_RATIO 8         /* key frame ~ 8x a P frame */
+#define SYNTH_SPREAD_TICKS 100    /* cameras start within 4 s (100 frames) */
 
 struct synth {
 	int64_t base_us;          /* wall time of frame 0 (before the phase) */
 	uint32_t bitrate_kbps;
 	uint32_t p_bytes;         /* nominal P-frame size */
 	uint32_t key_bytes;       /* nominal key-frame size */
+	uint32_t spread_ticks;    /* cameras start within this many frame ticks */
 	uint8_t *pool;            /* random bytes every frame is cut from */
 	size_t pool_size;
 };
 
-/* Prepares cameras of `bitrate_kbps` whose frame 0 is at `base_us`. */
-int synth_init(struct synth *s, uint32_t bitrate_kbps, int64_t base_us);
+/* Prepares cameras of `bitrate_kbps`. Camera c's frame 0 is at
+ * base_us + synth_phase_us(c). With `aligned`, all cameras start in the
+ * first frame tick (key frames in lock step); otherwise their starts are
+ * spread over SYNTH_SPREAD_TICKS ticks, as cameras that were switched on
+ * at different moments. */
+int synth_init(struct synth *s, uint32_t bitrate_kbps, int64_t base_us, bool aligned);
 void synth_free(struct synth *s);
 
-/* Per-camera offset of the frame clock, so cameras are not in lock step. */
-int64_t synth_phase_us(uint32_t camera);
+/* The frame tick (0 .. spread_ticks-1) in which the camera's frame 0 falls. */
+uint32_t synth_start_tick(const struct synth *s, uint32_t camera);
+
+/* Offset of the camera's frame clock from base_us: its start tick plus
+ * 0-39 ms, so cameras in one tick are not in lock step either. */
+int64_t synth_phase_us(const struct synth *s, uint32_t camera);
 
 /* Frame `k` of camera `camera`: time, size, key flag and bytes (pointing
  * into the shared pool; the same call always gives the same frame). */

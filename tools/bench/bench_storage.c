@@ -11,7 +11,8 @@
  *   1. format DIR/vol as a fresh volume, wipe DIR/index;
  *   2. open the engine with the HDD model on its write trace;
  *   3. feed N synthetic cameras (as fast as possible, waiting on
- *      back-pressure, or paced in real time and counting drops);
+ *      back-pressure, or paced in real time and counting drops), then
+ *      flush every camera and stg_sync();
  *   4. read the index size and the recorded ranges;
  *   5. time 1000 random seeks and check the frames they return;
  *   6. close the engine, note peak memory, time the raw baseline writer;
@@ -42,6 +43,7 @@ struct storage_opts {
 	uint64_t volume_size, segment_size, threads;
 	const char *dir;
 	bool realtime;
+	bool aligned;
 };
 
 struct cam_ranges {
@@ -52,6 +54,7 @@ struct cam_ranges {
 
 struct figures {
 	uint64_t frames_put, bytes_put, put_errors;
+	int64_t max_lag_ns;
 	uint64_t frames_written, dropped_frames;
 	double elapsed_s, write_mbps;
 	struct stg_index_stats index;
@@ -84,6 +87,7 @@ struct producer {
 	uint32_t index;
 	pthread_t thread;
 	uint64_t frames, bytes, errors;
+	int64_t max_lag_ns;        /* realtime: worst delay behind a tick's end */
 	int first_err;
 };
 
@@ -95,8 +99,11 @@ static void storage_usage(void)
 	        "usage: nvr-bench storage --cameras N --bitrate-kbps B --seconds S\n"
 	        "                         --volume DIR [--volume-size BYTES]\n"
 	        "                         [--segment-size BYTES] [--realtime] [--threads T]\n"
+	        "                         [--aligned]\n"
 	        "  BYTES may end in K, M, G or T (powers of 1024).\n"
-	        "  defaults: --volume-size 8G, --segment-size 256M, --threads 2\n");
+	        "  defaults: --volume-size 8G, --segment-size 256M, --threads 2\n"
+	        "  --aligned starts every camera in the same frame tick (key frames in\n"
+	        "  lock step, a worst case); by default starts spread over 4 s.\n");
 }
 
 static int check_opts(struct storage_opts *o)
@@ -137,6 +144,7 @@ static int parse_storage_opts(int argc, char **argv, struct storage_opts *o)
 		{ "segment-size", BENCH_OPT_U64, &o->segment_size, false, false },
 		{ "realtime", BENCH_OPT_FLAG, &o->realtime, false, false },
 		{ "threads", BENCH_OPT_U64, &o->threads, false, false },
+		{ "aligned", BENCH_OPT_FLAG, &o->aligned, false, false },
 	};
 
 	*o = (struct storage_opts){
@@ -226,7 +234,7 @@ static int prepare_dirs(struct run *r)
 		return err;
 	}
 	t0 = bench_now_ns();
-	err = stg_volume_format(r->vol_path, r->o.segment_size, count, false, &r->vinfo);
+	err = stg_volume_format(r->vol_path, r->o.segment_size, count, STG_FORMAT_ZERO, &r->vinfo);
 	if (err) {
 		fprintf(stderr, "storage: formatting %s (%u x %" PRIu64 " bytes): %s\n",
 		        r->vol_path, count, r->o.segment_size, stg_strerror(err));
@@ -321,27 +329,74 @@ static int put_one(struct producer *p, uint32_t id, uint64_t k)
 	return 0;
 }
 
+static void producer_fail(struct producer *p, int err)
+{
+	p->errors++;
+	p->first_err = err;
+	atomic_store(&p->r->stop, true);
+}
+
+/* The cameras stop: their unfinished chunks are closed, from the thread
+ * that owns them, so that stg_sync() covers every frame put. Closing all
+ * of them at once is a burst no live system sees, so even in real-time
+ * mode each flush waits for room in the queue instead of dropping. */
+static void flush_shard(struct producer *p)
+{
+	struct run *r = p->r;
+
+	for (uint32_t id = p->index + 1; id <= r->o.cameras; id += (uint32_t)r->o.threads) {
+		int err = wait_backlog(r->cams[id - 1], id);
+
+		if (!err && (err = stg_camera_flush(r->cams[id - 1])))
+			fprintf(stderr, "storage: stg_camera_flush(%u): %s\n", id, stg_strerror(err));
+		if (err) {
+			producer_fail(p, err);
+			return;
+		}
+	}
+}
+
+/* Tick j: every camera of the shard that is recording puts frame
+ * j - start tick. Returns 0 or the first error. */
+static int put_tick(struct producer *p, uint64_t j, uint64_t frames)
+{
+	struct run *r = p->r;
+
+	for (uint32_t id = p->index + 1; id <= r->o.cameras; id += (uint32_t)r->o.threads) {
+		uint64_t start = synth_start_tick(&r->synth, id);
+		int err;
+
+		if (j < start || j - start >= frames)
+			continue;
+		if ((err = put_one(p, id, j - start)))
+			return err;
+	}
+	return 0;
+}
+
 static void *producer_main(void *arg)
 {
 	struct producer *p = arg;
 	struct run *r = p->r;
-	uint64_t ticks = r->o.seconds * SYNTH_FPS;
+	uint64_t frames = r->o.seconds * SYNTH_FPS;
+	uint64_t ticks = frames + r->synth.spread_ticks - 1;
 	int64_t start = bench_now_ns();
 
-	for (uint64_t k = 0; k < ticks && !atomic_load(&r->stop); k++) {
-		if (r->o.realtime)
-			bench_sleep_until_ns(start + (int64_t)k * SYNTH_FRAME_US * 1000);
-		for (uint32_t id = p->index + 1; id <= r->o.cameras; id += (uint32_t)r->o.threads) {
-			int err = put_one(p, id, k);
+	for (uint64_t j = 0; j < ticks && !atomic_load(&r->stop); j++) {
+		int64_t deadline = start + (int64_t)(j + 1) * SYNTH_FRAME_US * 1000;
+		int err;
 
-			if (err) {
-				p->errors++;
-				p->first_err = err;
-				atomic_store(&r->stop, true);
-				return NULL;
-			}
+		if (r->o.realtime)
+			bench_sleep_until_ns(deadline - SYNTH_FRAME_US * 1000);
+		if ((err = put_tick(p, j, frames))) {
+			producer_fail(p, err);
+			return NULL;
 		}
+		if (r->o.realtime && bench_now_ns() - deadline > p->max_lag_ns)
+			p->max_lag_ns = bench_now_ns() - deadline;
 	}
+	if (!atomic_load(&r->stop))
+		flush_shard(p);
 	return NULL;
 }
 
@@ -354,6 +409,8 @@ static int join_producers(struct run *r, struct producer *ps, uint32_t started)
 		r->f.frames_put += ps[i].frames;
 		r->f.bytes_put += ps[i].bytes;
 		r->f.put_errors += ps[i].errors;
+		if (ps[i].max_lag_ns > r->f.max_lag_ns)
+			r->f.max_lag_ns = ps[i].max_lag_ns;
 		if (!err && ps[i].first_err)
 			err = ps[i].first_err;
 	}
@@ -364,7 +421,7 @@ static int run_producers(struct run *r)
 {
 	uint32_t n = (uint32_t)r->o.threads, started = 0;
 	struct producer *ps = calloc(n, sizeof(*ps));
-	int err = 0;
+	int err = 0, jerr;
 
 	if (!ps)
 		return -ENOMEM;
@@ -378,7 +435,7 @@ static int run_producers(struct run *r)
 			break;
 		}
 	}
-	int jerr = join_producers(r, ps, started);
+	jerr = join_producers(r, ps, started);
 
 	free(ps);
 	return err ? err : jerr;
@@ -397,6 +454,10 @@ static int record(struct run *r)
 	printf("record: %" PRIu64 " frames, %.1f MB in %.2f s = %.1f MB/s (%s, %" PRIu64
 	       " threads)\n", r->f.frames_put, (double)r->f.bytes_put / 1e6, r->f.elapsed_s,
 	       r->f.write_mbps, r->o.realtime ? "realtime" : "as fast as possible", r->o.threads);
+	if (r->o.realtime)
+		printf("record: producers ran at most %.1f ms behind real time%s\n",
+		       (double)r->f.max_lag_ns / 1e6, r->f.max_lag_ns > 1000000000 ?
+		       " (more than 1 s: this machine cannot feed this load in real time)" : "");
 	return err ? err : serr;
 }
 
@@ -639,12 +700,13 @@ static void print_result_line(const struct run *r)
 	       " index_bytes_per_camera_hour=%.1f camera_hours=%.4f"
 	       " seek_p50_ms=%.3f seek_p99_ms=%.3f seeks=%" PRIu64
 	       " hdd_busy=%.5f hdd_seeks=%" PRIu64 " verify_errors=%" PRIu64
-	       " realtime=%d\n",
+	       " realtime=%d aligned=%d max_lag_ms=%.1f\n",
 	       r->o.cameras, r->o.bitrate_kbps, r->o.seconds, r->o.threads, f->frames_put,
 	       f->bytes_put, f->elapsed_s, f->write_mbps, f->raw_mbps, f->ratio,
 	       f->dropped_frames, f->put_errors, (double)f->peak_rss / MiB, f->index.bytes,
 	       f->index_per_cam_hour, f->camera_hours, f->seek_p50_ms, f->seek_p99_ms,
-	       f->seeks_done, f->hdd_busy, f->hdd_seeks, f->verify_errors, r->o.realtime);
+	       f->seeks_done, f->hdd_busy, f->hdd_seeks, f->verify_errors, r->o.realtime,
+	       r->o.aligned, (double)f->max_lag_ns / 1e6);
 }
 
 /* ---- The run ------------------------------------------------------------- */
@@ -708,7 +770,7 @@ int bench_storage_main(int argc, char **argv)
 		free(r);
 		return err > 0 ? 0 : err; /* > 0: --help was asked for */
 	}
-	err = synth_init(&r->synth, (uint32_t)r->o.bitrate_kbps, bench_wall_us());
+	err = synth_init(&r->synth, (uint32_t)r->o.bitrate_kbps, bench_wall_us(), r->o.aligned);
 	if (!err && (err = hdd_init(&r->hdd, 1)))
 		synth_free(&r->synth);
 	if (err) {

@@ -10,6 +10,11 @@
  * The shape mimics an H.264 camera: 25 fps, a key frame every 2 s that is
  * about 8 times the size of a P frame, each size varied by up to +/-20%,
  * and the average over a GOP equal to the requested bitrate.
+ *
+ * Cameras start at different moments (spread over 4 s, the engine's
+ * default chunk length) unless asked to be aligned: if every camera had
+ * its key frames in the same 40 ms, every camera would close its chunk in
+ * the same tick, a burst a real site never produces.
  */
 #include "bench.h"
 #include "bench_util.h"
@@ -40,7 +45,7 @@ static void fill_pool(uint8_t *pool, size_t size)
 	}
 }
 
-int synth_init(struct synth *s, uint32_t bitrate_kbps, int64_t base_us)
+int synth_init(struct synth *s, uint32_t bitrate_kbps, int64_t base_us, bool aligned)
 {
 	/* Bytes in one GOP (2 s) = kbit/s * 1000 / 8 * 2. */
 	uint64_t gop_bytes = (uint64_t)bitrate_kbps * 250;
@@ -56,6 +61,7 @@ int synth_init(struct synth *s, uint32_t bitrate_kbps, int64_t base_us)
 	}
 	s->base_us = base_us;
 	s->bitrate_kbps = bitrate_kbps;
+	s->spread_ticks = aligned ? 1 : SYNTH_SPREAD_TICKS;
 	s->p_bytes = (uint32_t)p;
 	s->key_bytes = (uint32_t)(p * SYNTH_KEY_RATIO);
 	s->pool_size = (size_t)max_frame_bytes(s) * 2;
@@ -76,10 +82,15 @@ void synth_free(struct synth *s)
 	s->pool = NULL;
 }
 
-int64_t synth_phase_us(uint32_t camera)
+uint32_t synth_start_tick(const struct synth *s, uint32_t camera)
 {
-	/* 0..39 ms in 1 ms steps: spreads cameras over one frame interval. */
-	return (int64_t)(camera % 40) * 1000;
+	return (uint32_t)(bench_mix64(0x57a27ULL ^ camera) % s->spread_ticks);
+}
+
+int64_t synth_phase_us(const struct synth *s, uint32_t camera)
+{
+	return (int64_t)synth_start_tick(s, camera) * SYNTH_FRAME_US +
+	       (int64_t)(camera % 40) * 1000;
 }
 
 void synth_frame(const struct synth *s, uint32_t camera, uint64_t k,
@@ -95,7 +106,7 @@ void synth_frame(const struct synth *s, uint32_t camera, uint64_t k,
 	if (size == 0)
 		size = 1;
 	room = s->pool_size - size + 1;
-	out->time_us = s->base_us + synth_phase_us(camera) + (int64_t)k * SYNTH_FRAME_US;
+	out->time_us = s->base_us + synth_phase_us(s, camera) + (int64_t)k * SYNTH_FRAME_US;
 	out->data = s->pool + (h >> 16) % room;
 	out->size = (uint32_t)size;
 	out->key = key;
@@ -105,7 +116,7 @@ void synth_frame(const struct synth *s, uint32_t camera, uint64_t k,
 int synth_frame_number(const struct synth *s, uint32_t camera, int64_t time_us,
                        uint64_t *k)
 {
-	int64_t rel = time_us - s->base_us - synth_phase_us(camera);
+	int64_t rel = time_us - s->base_us - synth_phase_us(s, camera);
 
 	if (rel < 0 || rel % SYNTH_FRAME_US != 0)
 		return -EINVAL;
