@@ -6,8 +6,9 @@
  * (a GOP: 64 KiB to 2 MiB), so plain malloc/free would hand each one fresh
  * pages from mmap and fault them in on first touch: measured, page faults
  * were a quarter of the engine's CPU. The pool keeps freed buffers in power
- * of two size classes (64 KiB .. 4 MiB) up to a byte budget, so in steady
- * state the same warm memory goes round between producers and writers.
+ * of two size classes (64 KiB .. 4 MiB of memory, struct included, so a
+ * class is exactly what it costs) up to a byte budget, so in steady state
+ * the same warm memory goes round between producers and writers.
  */
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -24,10 +25,14 @@ struct bufpool {
 
 static struct bufpool pool = { PTHREAD_MUTEX_INITIALIZER, {0}, 0, 256ull << 20 };
 
+static uint32_t class_bytes(int c) { return 1u << (POOL_MIN_SHIFT + c); }
+static uint32_t class_cap(int c) { return class_bytes(c) - (uint32_t)sizeof(struct chunk_buf); }
+
+/* The smallest class whose capacity holds `cap` bytes, or -1. */
 static int size_class(uint32_t cap)
 {
 	for (int c = 0; c < POOL_CLASSES; c++)
-		if (cap <= (1u << (POOL_MIN_SHIFT + c)))
+		if (cap <= class_cap(c))
 			return c;
 	return -1;
 }
@@ -41,7 +46,7 @@ static struct chunk_buf *buf_alloc(uint32_t want)
 	const size_t huge = 2u << 20;
 	size_t bytes = sizeof(struct chunk_buf) + want;
 	void *p = NULL;
-	if (want >= huge) {
+	if (bytes >= huge) {
 		if (posix_memalign(&p, huge, align_up(bytes, huge)))
 			return NULL;
 		madvise(p, align_up(bytes, huge), MADV_HUGEPAGE);
@@ -67,7 +72,7 @@ struct chunk_buf *bufpool_get(uint32_t want)
 		pthread_mutex_unlock(&pool.lock);
 		if (b)
 			return b;
-		want = 1u << (POOL_MIN_SHIFT + c);
+		want = class_cap(c);
 	}
 	return buf_alloc(want);
 }
@@ -75,7 +80,7 @@ struct chunk_buf *bufpool_get(uint32_t want)
 void bufpool_put(struct chunk_buf *b)
 {
 	int c = size_class(b->cap);
-	if (c < 0 || b->cap != (1u << (POOL_MIN_SHIFT + c))) {
+	if (c < 0 || b->cap != class_cap(c)) {
 		free(b);
 		return;
 	}

@@ -274,7 +274,7 @@ static int chunk_close(struct stg_camera *c, int64_t end_us)
 	b->payload_hash = rec_payload_hash(b->data + sizeof h, h.payload_len);
 	memcpy(b->data, &h, sizeof h);   /* generation and checksum: writer.c */
 	b->len = total;
-	c->size_hint = total + total / 4;
+	c->size_hint = total;     /* the next GOP is likely the same size */
 	c->cur = NULL;
 	queue_chunk(c->stg, c, b, c->nframes);
 	return 0;

@@ -100,7 +100,8 @@ int stg_volume_format(const char *path, uint64_t segment_size,
                       struct stg_volume_info *out)
 {
 	bool force = flags & STG_FORMAT_FORCE;
-	if (segment_count == 0 || segment_size < MIB)
+	/* one open, two prepared and at least one sealed to reclaim */
+	if (segment_count < 4 || segment_size < MIB)
 		return -EINVAL;
 	segment_size = align_up(segment_size, MIB);
 	if (segment_size > 32ull * 1024 * MIB)   /* dir_entry.offset8 is 32-bit */
