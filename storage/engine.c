@@ -340,10 +340,7 @@ bool stg_camera_backlogged(struct stg_camera *c)
 	if (vi < 0)
 		return false;
 	struct vol *v = &c->stg->vols[vi];
-	pthread_mutex_lock(&v->lock);
-	bool full = v->q_bytes + c->stg->cfg.max_chunk_bytes > v->q_limit;
-	pthread_mutex_unlock(&v->lock);
-	return full;
+	return v->q_bytes + c->stg->cfg.max_chunk_bytes > v->q_limit;
 }
 
 int stg_sync(struct stg *stg)

@@ -78,7 +78,7 @@ struct vol {
 
 	/* chunk queue from producers to the writer */
 	struct chunk_buf *q_head, *q_tail;
-	uint64_t q_bytes;
+	_Atomic uint64_t q_bytes;  /* changed under lock, read without it */
 	uint64_t q_limit;
 
 	/* prepared segments for the writer (index thread -> writer), oldest

@@ -407,10 +407,7 @@ static void finish_record(struct writer *w, struct wvol *wv)
 		chunk_entry(c, wv->rec_off, &ev.e);
 		segdir_append(wv->dir, &ev.e);
 		gen_entry_push(wv, &ev.e);
-		struct vol *v = wv->v;
-		pthread_mutex_lock(&v->lock);
-		v->q_bytes -= c->len;
-		pthread_mutex_unlock(&v->lock);
+		wv->v->q_bytes -= c->len;    /* atomic */
 	} else {
 		ev.type = EV_SEAL;
 		ev.last_of_gen = true;
@@ -465,9 +462,7 @@ static void pack(struct writer *w, struct wvol *wv)
 				wv->p_head = c->next;
 				if (!wv->p_head)
 					wv->p_tail = NULL;
-				pthread_mutex_lock(&wv->v->lock);
 				wv->v->q_bytes -= c->len;
-				pthread_mutex_unlock(&wv->v->lock);
 				drop_chunk(c);
 				continue;
 			}
