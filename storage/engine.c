@@ -371,6 +371,10 @@ void stg_close(struct stg *stg)
 				stg_camera_flush(stg->cams[i]);
 		pthread_mutex_unlock(&stg->cam_lock);
 	}
+	/* a full reserve of prepared segments at a clean stop means the next
+	 * start reclaims nothing before it has something to write */
+	for (int i = 0; i < stg->nwriters; i++)
+		writer_drain(stg->writers[i]);
 	for (int i = 0; i < stg->nwriters; i++)
 		writer_stop(stg->writers[i]);
 	free(stg->writers);

@@ -305,6 +305,42 @@ static int compare(struct fsck *f)
 	return 0;
 }
 
+/* A rebuild from some of the disks would make the index forget the others
+ * and the engine would then reuse their segments: refuse it when a volume
+ * the index knows is refused or was not given. */
+static int check_all_volumes_present(struct fsck *f, const struct stg_fsck_report *rep)
+{
+	if (rep->volumes_refused) {
+		say(f, "not rebuilding: %u volume(s) could not be used", rep->volumes_refused);
+		return -EINVAL;
+	}
+	if (!f->live)
+		return 0;
+	MDB_txn *t;
+	int err = idx_read_begin(f->live, &t);
+	if (err)
+		return err;
+	MDB_cursor *c;
+	mdb_cursor_open(t, idx_db_volumes(f->live), &c);
+	MDB_val k, d;
+	for (int rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0 && !err;
+	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct idx_volume rec;
+		memcpy(&rec, d.mv_data, sizeof rec);
+		bool given = false;
+		for (int i = 0; i < f->stg->nvols; i++)
+			given |= !memcmp(f->stg->vols[i].hdr.uuid, rec.uuid, 16);
+		if (!given) {
+			say(f, "not rebuilding: the index knows volume %.*s, which was not given",
+			    (int)sizeof rec.path, rec.path);
+			err = -EINVAL;
+		}
+	}
+	mdb_cursor_close(c);
+	idx_read_end(f->live, t);
+	return err;
+}
+
 static void fsck_free(struct fsck *f)
 {
 	if (f->stg) {
@@ -336,6 +372,8 @@ int stg_fsck(const struct stg_config *cfg, bool rebuild, stg_report_fn report,
 {
 	struct fsck f = { .report = report, .user = user, .rep = out };
 	memset(out, 0, sizeof *out);
+	if (cfg->volume_count <= 0 || cfg->volume_count > STG_MAX_VOLUMES)
+		return -EINVAL;
 	char new_dir[600];
 	snprintf(new_dir, sizeof new_dir, "%s.rebuild", cfg->index_dir);
 	int err = rm_index_dir(new_dir);
@@ -367,6 +405,8 @@ int stg_fsck(const struct stg_config *cfg, bool rebuild, stg_report_fn report,
 			goto done;
 	}
 	if ((err = build_ranges(&f)) || (err = compare(&f)))
+		goto done;
+	if (rebuild && (err = check_all_volumes_present(&f, out)))
 		goto done;
 	say(&f, "volumes=%u refused=%u segments=%llu chunks=%llu bad_records=%llu ranges=%llu differences=%llu",
 	    out->volumes, out->volumes_refused, (unsigned long long)out->segments,

@@ -234,8 +234,12 @@ static int next_chunk(struct stg_iter *it, const struct dir_entry *cur, uint32_t
 	for (; g <= rr->r.last_gen; g++) {
 		struct segdir *d;
 		int err = dc_get(it->stg, rr->r.vol, g, &d);
-		if (err == STG_EGONE || err == MDB_NOTFOUND)
+		if (err == STG_EGONE || err == MDB_NOTFOUND) {
+			/* reclaimed since the range was read: what it held is gone,
+			 * the reader skips it and says so */
+			it->discontinuity = true;
 			continue;
+		}
 		if (err)
 			return err;
 		int found = segdir_first_after(d, it->cam, after, e);
@@ -265,11 +269,15 @@ static int load_range(struct stg_iter *it, int64_t t, bool after)
 	return err;
 }
 
-/* Moves to the first chunk of the next range. */
+/* Moves to the first chunk of the next range: the first range starting
+ * after the chunk just served. (Not "after the current range's start": a
+ * reclaim may have moved that start forward while we iterated, and the
+ * moved range must not be served twice.) */
 static int advance_range(struct stg_iter *it)
 {
+	int64_t after = it->chunk.start_us > it->range.start ? it->chunk.start_us : it->range.start;
 	for (;;) {
-		int err = load_range(it, it->range.start, true);
+		int err = load_range(it, after, true);
 		if (err == MDB_NOTFOUND || (!err && it->range.start >= it->t1)) {
 			it->done = true;
 			return 0;
@@ -279,8 +287,10 @@ static int advance_range(struct stg_iter *it)
 		struct dir_entry e;
 		uint32_t g;
 		err = next_chunk(it, NULL, 0, &e, &g);
-		if (err == MDB_NOTFOUND)
-			continue;        /* range reclaimed under us: try the next */
+		if (err == MDB_NOTFOUND) {
+			after = it->range.start;   /* range reclaimed under us: the next */
+			continue;
+		}
 		if (!err)
 			err = load_chunk(it, it->range.r.vol, g, &e);
 		if (!err)

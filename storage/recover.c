@@ -334,6 +334,20 @@ static int recover_segment(struct stg *stg, struct vol *v, uint32_t gen, uint32_
 	return err;
 }
 
+/* Prepared segments must be opened in generation order: ranges and
+ * reclaim rely on a volume's generations following time. */
+static void sort_ready(struct vol *v)
+{
+	for (int i = 1; i < v->nready; i++)
+		for (int j = i; j > 0 && v->ready_gen[j - 1] > v->ready_gen[j]; j--) {
+			uint32_t g = v->ready_gen[j], s = v->ready_slot[j];
+			v->ready_gen[j] = v->ready_gen[j - 1];
+			v->ready_slot[j] = v->ready_slot[j - 1];
+			v->ready_gen[j - 1] = g;
+			v->ready_slot[j - 1] = s;
+		}
+}
+
 int recover_open_segments(struct stg *stg)
 {
 	for (int i = 0; i < stg->nvols; i++) {
@@ -357,6 +371,7 @@ int recover_open_segments(struct stg *stg)
 			if (err)
 				vol_fail(stg, v, "recovery of an open segment failed", err);
 		}
+		sort_ready(v);
 	}
 	return 0;
 }

@@ -267,8 +267,11 @@ typedef void (*stg_report_fn)(void *user, const char *line);
  * and builds the index the disks imply in `<index_dir>.rebuild`, checking
  * each chunk's checksum. It then compares that index with the one in
  * index_dir and reports each difference through `report`. With `rebuild`
- * the rebuilt index replaces the old one (kept as `<index_dir>.old`). The
- * engine must not be running on these volumes. Returns 0 or an error. */
+ * the rebuilt index replaces the old one (kept as `<index_dir>.old`),
+ * unless a volume is refused or a volume the old index knows is not given
+ * (-EINVAL: rebuilding from part of the disks would let the engine reuse
+ * the others' segments). The engine must not be running on these volumes.
+ * Returns 0 or an error. */
 int stg_fsck(const struct stg_config *cfg, bool rebuild, stg_report_fn report,
              void *user, struct stg_fsck_report *out);
 

@@ -11,6 +11,7 @@
  * path, is refused with a clear message and the engine goes on without it.
  */
 #include <dirent.h>
+#include <limits.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -328,9 +329,18 @@ static int load_slots(struct stg *stg, struct vol *v)
 
 int vol_attach(struct stg *stg, struct vol *v, const char *path)
 {
-	snprintf(v->path, sizeof v->path, "%s", path);
+	/* the index knows a volume by its UUID and its canonical path */
+	char canon[PATH_MAX];
+	const char *p = realpath(path, canon) ? canon : path;
 	pthread_mutex_init(&v->lock, NULL);
 	v->state = STG_VOL_REFUSED;
+	if (strlen(p) >= sizeof v->path) {
+		snprintf(v->last_error, sizeof v->last_error, "volume path longer than %zu bytes",
+		         sizeof v->path - 1);
+		LOG_ERR("event=volume_refused path=%s reason=\"%s\"", path, v->last_error);
+		return -ENAMETOOLONG;
+	}
+	memcpy(v->path, p, strlen(p) + 1);
 	int err = read_header(path, &v->hdr);
 	if (err) {
 		snprintf(v->last_error, sizeof v->last_error, "bad volume header: %s",

@@ -698,10 +698,18 @@ static void take_queue(struct wvol *wv)
 	wv->p_tail = t;
 }
 
-static bool wvol_idle(const struct wvol *wv)
+/* Nothing queued, in flight or unsynced, and the prepared-segment reserve
+ * full: a drain waits for the reserve too, so that no reclaim is still to
+ * come from data handed over before the drain. */
+static bool wvol_idle(struct wvol *wv, bool with_reserve)
 {
+	struct vol *v = wv->v;
+	pthread_mutex_lock(&v->lock);
+	bool reserve_done = !with_reserve || v->state != STG_VOL_ACTIVE ||
+	                    (!v->slot_requested && v->nready >= STG_RESERVE);
+	pthread_mutex_unlock(&v->lock);
 	return !wv->p_head && wv->cur < 0 && wv->inflight == 0 &&
-	       wv->unsynced.n == 0 && wv->fsyncs_inflight == 0;
+	       wv->unsynced.n == 0 && wv->fsyncs_inflight == 0 && reserve_done;
 }
 
 static void flush_partial(struct writer *w, struct wvol *wv, bool force)
@@ -743,10 +751,10 @@ static bool queues_empty(struct writer *w)
 	return true;
 }
 
-static bool all_idle(struct writer *w)
+static bool all_idle(struct writer *w, bool with_reserve)
 {
 	for (int i = 0; i < w->n; i++)
-		if (!wvol_idle(&w->wv[i]))
+		if (!wvol_idle(&w->wv[i], with_reserve))
 			return false;
 	return true;
 }
@@ -770,7 +778,7 @@ static void *writer_main(void *arg)
 		bool open_gens = false;
 		for (int i = 0; i < w->n; i++)
 			open_gens |= w->wv[i].open && w->wv[i].v->state == STG_VOL_ACTIVE;
-		bool quiet = queues_empty(w) && all_idle(w);
+		bool quiet = queues_empty(w) && all_idle(w, !stopping);
 		if (draining && quiet) {
 			pthread_mutex_lock(&w->drain_lock);
 			w->drain_done = w->drain_req;

@@ -132,7 +132,7 @@ static inline uint64_t tu_read_all(struct stg *stg, uint32_t cam, uint32_t *firs
 			if (first)
 				*first = n;
 		} else {
-			cr_assert(n > prev, "cam %u frames in order", cam);
+			cr_assert(n > prev, "cam %u frames in order (%u after %u)", cam, n, prev);
 			cr_assert(n == prev + 1 || f.discontinuity,
 			          "cam %u hole after frame %u (next %u) not marked", cam, prev, n);
 		}
