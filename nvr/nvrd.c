@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "../storage/storage.h"
-#include "../tools/format/volume_plan.h"
+#include "volume_plan.h"
 
 #define MAX_VOLUMES 64
 #define MAX_CAMERAS 100000u

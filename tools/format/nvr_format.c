@@ -24,7 +24,7 @@
 #include <time.h>
 
 #include "../../storage/storage.h"
-#include "volume_plan.h"
+#include "../../nvr/volume_plan.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
 
