@@ -5,17 +5,19 @@
  * writer, which frees it once copied into a write block. Chunks are large
  * (a GOP: 64 KiB to 2 MiB), so plain malloc/free would hand each one fresh
  * pages from mmap and fault them in on first touch: measured, page faults
- * were a quarter of the engine's CPU. The pool keeps freed buffers in power
- * of two size classes (64 KiB .. 4 MiB of memory, struct included, so a
- * class is exactly what it costs) up to a byte budget, so in steady state
- * the same warm memory goes round between producers and writers.
+ * were a quarter of the engine's CPU. The pool keeps freed buffers in size
+ * classes four to an octave (64, 80, 96, 112, 128, 160 KiB ... 4 MiB of
+ * memory, struct included, so a class is what it costs and rounding wastes
+ * at most a quarter) up to a byte budget, so in steady state the same warm
+ * memory goes round between producers and writers.
  */
 #include <stdlib.h>
 #include <sys/mman.h>
 #include "internal.h"
 
 #define POOL_MIN_SHIFT 16          /* 64 KiB */
-#define POOL_CLASSES 7             /* .. 4 MiB */
+#define POOL_OCTAVES 6             /* .. 4 MiB */
+#define POOL_CLASSES (POOL_OCTAVES * 4 + 1)
 
 struct bufpool {
 	pthread_mutex_t lock;
@@ -25,7 +27,12 @@ struct bufpool {
 
 static struct bufpool pool = { PTHREAD_MUTEX_INITIALIZER, {0}, 0, 256ull << 20 };
 
-static uint32_t class_bytes(int c) { return 1u << (POOL_MIN_SHIFT + c); }
+/* Class c is 2^(16 + c/4) * (1 + (c%4)/4) bytes. */
+static uint32_t class_bytes(int c)
+{
+	uint32_t base = 1u << (POOL_MIN_SHIFT + c / 4);
+	return base + base / 4 * (uint32_t)(c % 4);
+}
 static uint32_t class_cap(int c) { return class_bytes(c) - (uint32_t)sizeof(struct chunk_buf); }
 
 /* The smallest class whose capacity holds `cap` bytes, or -1. */

@@ -165,7 +165,9 @@ int stg_camera_get(struct stg *stg, uint32_t camera_id, struct stg_camera **out)
 
 static int chunk_start(struct stg_camera *c, const struct stg_frame *f)
 {
-	uint32_t cap = c->size_hint ? c->size_hint : 64 * 1024;
+	/* room for the largest recent GOP and an eighth more, so that a chunk
+	 * rarely outgrows its buffer (growing copies it) */
+	uint32_t cap = c->size_hint ? c->size_hint + c->size_hint / 8 : 64 * 1024;
 	if (cap < sizeof(struct rec_header) + f->size + 4096)
 		cap = (uint32_t)sizeof(struct rec_header) + f->size + 4096;
 	c->cur = bufpool_get(cap);
@@ -274,7 +276,9 @@ static int chunk_close(struct stg_camera *c, int64_t end_us)
 	b->payload_hash = rec_payload_hash(b->data + sizeof h, h.payload_len);
 	memcpy(b->data, &h, sizeof h);   /* generation and checksum: writer.c */
 	b->len = total;
-	c->size_hint = total;     /* the next GOP is likely the same size */
+	/* largest recent chunk, forgetting slowly */
+	uint32_t decayed = c->size_hint - c->size_hint / 16;
+	c->size_hint = total > decayed ? total : decayed;
 	c->cur = NULL;
 	queue_chunk(c->stg, c, b, c->nframes);
 	return 0;

@@ -70,6 +70,8 @@ static int zero_fill(const char *file, uint64_t size)
 		if (pwrite(fd, buf, n, (off_t)off) != (ssize_t)n)
 			err = errno ? errno : EIO;
 	}
+	if (!err && fdatasync(fd))
+		err = errno;
 	if (fd >= 0)
 		close(fd);
 	free(buf);

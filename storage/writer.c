@@ -44,7 +44,7 @@
 #include "internal.h"
 
 enum { OP_WRITE = 1, OP_FSYNC = 2, OP_WAKE = 3 };
-enum { B_FREE = 0, B_FILLING, B_INFLIGHT, B_DONE };
+enum { B_FREE = 0, B_FILLING, B_INFLIGHT };
 enum { EV_CHUNK = 1, EV_SEAL };
 
 struct wevent {
@@ -66,7 +66,6 @@ struct wblock {
 	uint32_t slot;
 	int fd;
 	int state;
-	int res;
 	bool inject_fail;
 	int64_t first_byte_us;
 	int64_t submit_us;
@@ -79,6 +78,18 @@ struct evvec {
 	struct wevent *v;
 	uint32_t n, cap;
 };
+
+/* A submitted write, by sequence number: its buffer is reused as soon as
+ * the write completes, but its chunks are retired (made durable and
+ * visible) strictly in submission order, from here. */
+struct wseq {
+	bool done;
+	int res;
+	uint32_t len;
+	struct wevent *ev;
+	uint32_t nev, cap;
+};
+#define SEQ_WINDOW(nblocks) (4 * (nblocks))
 
 struct wvol {
 	struct vol *v;
@@ -98,6 +109,8 @@ struct wvol {
 	uint32_t p_copied;             /* bytes of p_head already copied */
 	uint64_t rec_off;              /* offset of p_head's first byte */
 	uint64_t next_seq, retire_seq;
+	struct wseq *seqs;             /* SEQ_WINDOW slots, by seq % window */
+	uint32_t window;
 	struct evvec unsynced;         /* retired, waiting for fdatasync */
 	uint32_t syncing;              /* events covered by the fsyncs in flight */
 	int fsyncs_inflight;
@@ -229,6 +242,17 @@ static void submit_block(struct writer *w, struct wvol *wv)
 	wv->pos = b->file_off + len;
 	b->state = B_INFLIGHT;
 	b->seq = wv->next_seq++;
+	struct wseq *q = &wv->seqs[b->seq % wv->window];
+	struct wevent *spare = q->ev;          /* swap event arrays, no copy */
+	uint32_t spare_cap = q->cap;
+	q->ev = b->ev;
+	q->nev = b->nev;
+	q->cap = b->cap;
+	b->ev = spare;
+	b->cap = spare_cap;
+	b->nev = 0;
+	q->done = false;
+	q->len = len;
 	struct vol *v = wv->v;
 	if (v->inject_armed) {
 		uint64_t written = v->bytes_written;
@@ -264,6 +288,8 @@ static bool ensure_block(struct writer *w, struct wvol *wv)
 {
 	if (wv->cur >= 0)
 		return true;
+	if (wv->next_seq - wv->retire_seq >= wv->window)
+		return false;           /* an old write is slow: do not run ahead */
 	int bi = free_block(wv, (int)w->stg->cfg.blocks_per_volume);
 	if (bi < 0)
 		return false;
@@ -304,7 +330,8 @@ static void request_segment(struct writer *w, struct vol *v)
 static bool open_gen(struct writer *w, struct wvol *wv)
 {
 	struct vol *v = wv->v;
-	if (free_block(wv, (int)w->stg->cfg.blocks_per_volume) < 0)
+	if (free_block(wv, (int)w->stg->cfg.blocks_per_volume) < 0 ||
+	    wv->next_seq - wv->retire_seq >= wv->window)
 		return false;
 	pthread_mutex_lock(&v->lock);
 	uint32_t gen = 0, slot = 0;
@@ -606,46 +633,47 @@ static void fail_volume(struct writer *w, struct wvol *wv, const char *why, int 
 	drop_pending(wv);
 }
 
+/* Retires completed writes in submission order: their chunks wait for the
+ * next fdatasync; a failed write takes the volume out of service. */
+static void retire(struct writer *w, struct wvol *wv)
+{
+	while (wv->retire_seq < wv->next_seq) {
+		struct wseq *q = &wv->seqs[wv->retire_seq % wv->window];
+		if (!q->done)
+			break;
+		if (q->res != (int)q->len || wv->v->state != STG_VOL_ACTIVE) {
+			if (wv->v->state == STG_VOL_ACTIVE)
+				fail_volume(w, wv, "write failed", q->res < 0 ? q->res : -EIO);
+			drop_events(q->ev, q->nev);
+			for (uint32_t i = 0; i < q->nev; i++)
+				if (q->ev[i].last_of_gen)
+					close(q->ev[i].fd);
+		} else {
+			wv->v->bytes_written += q->len;
+			for (uint32_t i = 0; i < q->nev; i++)
+				ev_push(&wv->unsynced.v, &wv->unsynced.n, &wv->unsynced.cap, &q->ev[i]);
+		}
+		q->nev = 0;
+		wv->retire_seq++;
+	}
+}
+
 static void on_write(struct writer *w, struct wvol *wv, int bi, int res)
 {
 	struct wblock *b = &wv->blocks[bi];
-	uint32_t len = (uint32_t)align_up(b->fill, STG_BLOCK);
 	if (b->inject_fail)
 		res = -EIO;
-	b->res = res;
-	b->state = B_DONE;
+	struct wseq *q = &wv->seqs[b->seq % wv->window];
+	q->res = res;
+	q->done = true;
+	b->state = B_FREE;               /* the buffer is free right away */
 	wv->inflight--;
 	wv->lat_sum_us += stg_realtime_us() - b->submit_us;
 	if (wv->inflight == 0) {
 		wv->idle_since = stg_realtime_us();
 		wv->idle_had_data = wv->p_head != NULL || wv->v->q_head != NULL;
 	}
-	/* retire in submission order */
-	for (;;) {
-		struct wblock *r = NULL;
-		for (int i = 0; i < (int)w->stg->cfg.blocks_per_volume; i++)
-			if (wv->blocks[i].state == B_DONE && wv->blocks[i].seq == wv->retire_seq)
-				r = &wv->blocks[i];
-		if (!r)
-			break;
-		uint32_t rlen = (uint32_t)align_up(r->fill, STG_BLOCK);
-		if (r->res != (int)rlen || wv->v->state != STG_VOL_ACTIVE) {
-			if (wv->v->state == STG_VOL_ACTIVE)
-				fail_volume(w, wv, "write failed", r->res < 0 ? r->res : -EIO);
-			drop_events(r->ev, r->nev);
-			for (uint32_t i = 0; i < r->nev; i++)
-				if (r->ev[i].last_of_gen)
-					close(r->ev[i].fd);
-		} else {
-			wv->v->bytes_written += rlen;
-			for (uint32_t i = 0; i < r->nev; i++)
-				ev_push(&wv->unsynced.v, &wv->unsynced.n, &wv->unsynced.cap, &r->ev[i]);
-		}
-		r->nev = 0;
-		r->state = B_FREE;
-		wv->retire_seq++;
-	}
-	(void)len;
+	retire(w, wv);
 }
 
 static void on_fsync(struct writer *w, struct wvol *wv, int res)
@@ -718,7 +746,7 @@ static void flush_partial(struct writer *w, struct wvol *wv, bool force)
 		return;
 	struct wblock *b = &wv->blocks[wv->cur];
 	int64_t age = stg_now(w->stg) - b->first_byte_us;
-	if (b->fill > 0 && (force || age >= (int64_t)w->stg->cfg.flush_interval_ms * 500))
+	if (b->fill > 0 && (force || age >= (int64_t)w->stg->cfg.flush_interval_ms * 250))
 		submit_block(w, wv);
 }
 
@@ -762,7 +790,7 @@ static bool all_idle(struct writer *w, bool with_reserve)
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
-	int64_t tick_us = (int64_t)w->stg->cfg.flush_interval_ms * 250;
+	int64_t tick_us = (int64_t)w->stg->cfg.flush_interval_ms * 500;
 	int64_t next_tick = stg_realtime_us() + tick_us;
 	for (;;) {
 		bool stopping = w->stop;
@@ -818,6 +846,10 @@ static int alloc_blocks(struct writer *w, struct wvol *wv)
 	for (uint32_t i = 0; i < nb; i++)
 		if (posix_memalign((void **)&wv->blocks[i].buf, STG_BLOCK, block_bytes(w)))
 			return -ENOMEM;
+	wv->window = SEQ_WINDOW(nb);
+	wv->seqs = calloc(wv->window, sizeof *wv->seqs);
+	if (!wv->seqs)
+		return -ENOMEM;
 	wv->cur = -1;
 	wv->fd = -1;
 	return 0;
@@ -911,6 +943,9 @@ void writer_stop(struct writer *w)
 			free(wv->blocks[j].ev);
 		}
 		free(wv->blocks);
+		for (uint32_t j = 0; j < wv->window; j++)
+			free(wv->seqs[j].ev);
+		free(wv->seqs);
 		free(wv->gen_e);
 		free(wv->unsynced.v);
 		if (wv->open && wv->dir)
