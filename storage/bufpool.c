@@ -19,13 +19,23 @@
 #define POOL_OCTAVES 6             /* .. 4 MiB */
 #define POOL_CLASSES (POOL_OCTAVES * 4 + 1)
 
+#define SLAB_BYTES (2u << 20)      /* one transparent huge page */
+
+/* A huge page that buffers smaller than it are carved from; slabs stay for
+ * the life of the process (their buffers go round through the pool). */
+struct slab {
+	struct slab *next;
+	uint32_t used;
+};
+
 struct bufpool {
 	pthread_mutex_t lock;
 	struct chunk_buf *free[POOL_CLASSES];
-	uint64_t bytes, max_bytes;
+	uint64_t bytes, max_bytes;     /* bytes of big (own huge page) buffers */
+	struct slab *slabs;            /* newest first; carving from the head */
 };
 
-static struct bufpool pool = { PTHREAD_MUTEX_INITIALIZER, {0}, 0, 256ull << 20 };
+static struct bufpool pool = { PTHREAD_MUTEX_INITIALIZER, {0}, 0, 256ull << 20, NULL };
 
 /* Class c is 2^(16 + c/4) * (1 + (c%4)/4) bytes. */
 static uint32_t class_bytes(int c)
@@ -44,25 +54,52 @@ static int size_class(uint32_t cap)
 	return -1;
 }
 
-/* Buffers of 2 MiB and more are aligned to 2 MiB and offered to the kernel
- * as transparent huge pages: one page fault instead of 512 when a buffer
- * is first touched, which on a virtual machine is most of the cost of a new
- * buffer. The chunk header sits at the buffer's start either way. */
+/* All buffers live in transparent huge pages: one page fault per 2 MiB
+ * instead of 512, which on a virtual machine is most of the cost of a new
+ * buffer (30,000 cameras first touch about 2 GiB). Buffers up to 1 MiB are
+ * carved from shared 2 MiB slabs, bigger ones get their own. */
+static void *huge_alloc(size_t bytes)
+{
+	void *p;
+	if (posix_memalign(&p, SLAB_BYTES, align_up(bytes, SLAB_BYTES)))
+		return NULL;
+	madvise(p, align_up(bytes, SLAB_BYTES), MADV_HUGEPAGE);
+	return p;
+}
+
+/* Carves `bytes` from the current slab (a new one when it is full).
+ * Called with the pool lock held. */
+static void *slab_carve(size_t bytes)
+{
+	struct slab *s = pool.slabs;
+	if (!s || s->used + bytes > SLAB_BYTES) {
+		s = huge_alloc(SLAB_BYTES);
+		if (!s)
+			return NULL;
+		s->next = pool.slabs;
+		s->used = (uint32_t)align_up(sizeof *s, 64);
+		pool.slabs = s;
+	}
+	void *p = (uint8_t *)s + s->used;
+	s->used += (uint32_t)align_up(bytes, 64);
+	return p;
+}
+
 static struct chunk_buf *buf_alloc(uint32_t want)
 {
-	const size_t huge = 2u << 20;
 	size_t bytes = sizeof(struct chunk_buf) + want;
-	void *p = NULL;
-	if (bytes >= huge) {
-		if (posix_memalign(&p, huge, align_up(bytes, huge)))
-			return NULL;
-		madvise(p, align_up(bytes, huge), MADV_HUGEPAGE);
+	struct chunk_buf *b;
+	if (bytes > SLAB_BYTES / 2) {
+		b = huge_alloc(bytes);
 	} else {
-		p = malloc(bytes);
+		pthread_mutex_lock(&pool.lock);
+		b = slab_carve(bytes);
+		pthread_mutex_unlock(&pool.lock);
 	}
-	struct chunk_buf *b = p;
-	if (b)
+	if (b) {
 		b->cap = want;
+		b->carved = bytes <= SLAB_BYTES / 2;
+	}
 	return b;
 }
 
@@ -74,7 +111,8 @@ struct chunk_buf *bufpool_get(uint32_t want)
 		struct chunk_buf *b = pool.free[c];
 		if (b) {
 			pool.free[c] = b->next;
-			pool.bytes -= b->cap;
+			if (!b->carved)
+				pool.bytes -= b->cap;
 		}
 		pthread_mutex_unlock(&pool.lock);
 		if (b)
@@ -88,15 +126,16 @@ void bufpool_put(struct chunk_buf *b)
 {
 	int c = size_class(b->cap);
 	if (c < 0 || b->cap != class_cap(c)) {
-		free(b);
+		free(b);           /* not from the pool (a directory record) */
 		return;
 	}
 	pthread_mutex_lock(&pool.lock);
-	bool keep = pool.bytes + b->cap <= pool.max_bytes;
+	bool keep = b->carved || pool.bytes + b->cap <= pool.max_bytes;
 	if (keep) {
 		b->next = pool.free[c];
 		pool.free[c] = b;
-		pool.bytes += b->cap;
+		if (!b->carved)
+			pool.bytes += b->cap;
 	}
 	pthread_mutex_unlock(&pool.lock);
 	if (!keep)

@@ -195,8 +195,10 @@ static int chunk_reserve(struct stg_camera *c, uint32_t extra)
 	if (!nb)
 		return -ENOMEM;
 	uint32_t got = nb->cap;
+	bool carved = nb->carved;
 	memcpy(nb, b, sizeof *b + b->len);
 	nb->cap = got;
+	nb->carved = carved;
 	bufpool_put(b);
 	c->cur = nb;
 	return 0;

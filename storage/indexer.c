@@ -146,6 +146,8 @@ static int stamp_slot(struct stg *stg, struct vol *v, uint32_t gen, uint32_t slo
 	int err = fd < 0 ? fd : 0;
 	if (!err && pwrite(fd, buf, STG_BLOCK, 0) != STG_BLOCK)
 		err = errno ? -errno : -EIO;
+	if (!err && stg->cfg.write_trace)    /* the disk sees this write too */
+		stg->cfg.write_trace(stg->cfg.write_trace_user, v->index, slot, 0, STG_BLOCK);
 	if (fd >= 0)
 		close(fd);
 	free(buf);

@@ -114,6 +114,7 @@ struct chunk_buf {
 	struct stg_camera *cam;
 	uint32_t len;              /* record length (aligned to 8) */
 	uint32_t cap;
+	bool carved;               /* from a bufpool slab: never freed */
 	uint64_t payload_hash;     /* set by the producer; the writer adds the
 	                              generation and finishes the checksum */
 	uint8_t data[];            /* rec_header, frame bytes, frame table */

@@ -92,8 +92,9 @@ int stg_volume_probe(const char *path, struct stg_volume_info *out);
 struct stg;          /* one storage engine: an index and its volumes */
 struct stg_camera;   /* a camera's write handle */
 
-/* Called once for every write the engine submits to a volume (from a writer
- * thread). Used by the benchmark to model a spinning disk; NULL for none. */
+/* Called once for every write the engine issues to a volume (from a writer
+ * thread, or the index thread for segment headers: it must be thread-safe).
+ * Used by the benchmark to model a spinning disk; NULL for none. */
 typedef void (*stg_write_trace_fn)(void *user, int volume_index,
                                    uint64_t segment, uint64_t offset,
                                    uint64_t length);

@@ -385,6 +385,7 @@ static void seal_gen(struct writer *w, struct wvol *wv)
 	if (!c)
 		abort();
 	c->cam = NULL;               /* marks the directory record */
+	c->carved = false;
 	c->len = c->cap = len;
 	memcpy(c->data, rec, len);
 	free(rec);

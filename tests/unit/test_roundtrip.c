@@ -111,3 +111,30 @@ Test(roundtrip, refuses_frames_out_of_order)
 	cr_assert_eq(stg_put_frame(c, &f), -EINVAL);
 	tu_env_fini(&e);
 }
+
+Test(roundtrip, index_map_grows_instead_of_failing, .timeout = 120)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 32 << 20, 8);       /* room for all of it: no wrap */
+	e.cfg.map_size = 64 << 10;             /* far too small on purpose */
+	tu_env_open(&e);
+	struct stg_index_stats before, after;
+	cr_assert_eq(stg_index_stats(e.stg, &before), 0);
+	/* 300 cameras x 4 ranges each (a 4 s gap between bursts) */
+	for (uint32_t burst = 0; burst < 4; burst++)
+		for (uint32_t cam = 1; cam <= 300; cam++)
+			tu_put_frames(e.stg, cam, burst * 150, burst * 150 + 50);
+	for (uint32_t cam = 1; cam <= 300; cam++)
+		tu_flush(e.stg, cam);
+	cr_assert_eq(stg_sync(e.stg), 0);
+	cr_assert_eq(stg_index_stats(e.stg, &after), 0);
+	cr_assert(after.map_size > before.map_size, "map grew: %llu -> %llu",
+	          (unsigned long long)before.map_size, (unsigned long long)after.map_size);
+	cr_assert_eq(after.ranges, 1200);
+	for (uint32_t cam = 1; cam <= 300; cam += 37) {
+		struct stg_range r[8];
+		cr_assert_eq(stg_ranges(e.stg, cam, 0, INT64_MAX, r, 8), 4);
+		cr_assert_eq(tu_read_all(e.stg, cam, NULL, NULL), 200);
+	}
+	tu_env_fini(&e);
+}
