@@ -76,6 +76,9 @@ static void *slab_carve(size_t bytes)
 		s = huge_alloc(SLAB_BYTES);
 		if (!s)
 			return NULL;
+		/* one fault brings the whole huge page in now, under our
+		 * control, rather than in a producer's memcpy later */
+		*(volatile uint8_t *)((uint8_t *)s + SLAB_BYTES - 1) = 0;
 		s->next = pool.slabs;
 		s->used = (uint32_t)align_up(sizeof *s, 64);
 		pool.slabs = s;

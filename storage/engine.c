@@ -149,6 +149,10 @@ int stg_camera_get(struct stg *stg, uint32_t camera_id, struct stg_camera **out)
 			c->id = camera_id;
 			c->vol = -1;
 			c->last_time = INT64_MIN;
+			/* its first chunk buffer now, so that the memory is
+			 * faulted in when the camera is registered, not in the
+			 * middle of recording */
+			c->spare = bufpool_get(64 * 1024);
 			*slot = c;
 			stg->cam_count++;
 		} else {
@@ -170,7 +174,14 @@ static int chunk_start(struct stg_camera *c, const struct stg_frame *f)
 	uint32_t cap = c->size_hint ? c->size_hint + c->size_hint / 8 : 64 * 1024;
 	if (cap < sizeof(struct rec_header) + f->size + 4096)
 		cap = (uint32_t)sizeof(struct rec_header) + f->size + 4096;
-	c->cur = bufpool_get(cap);
+	if (c->spare && c->spare->cap >= cap) {
+		c->cur = c->spare;
+	} else {
+		c->cur = bufpool_get(cap);
+		if (c->spare)
+			bufpool_put(c->spare);
+	}
+	c->spare = NULL;
 	if (!c->cur)
 		return -ENOMEM;
 	c->cur->cam = c;
@@ -397,6 +408,8 @@ void stg_close(struct stg *stg)
 		if (stg->cams[i]) {
 			if (stg->cams[i]->cur)
 				bufpool_put(stg->cams[i]->cur);
+			if (stg->cams[i]->spare)
+				bufpool_put(stg->cams[i]->spare);
 			free(stg->cams[i]->table);
 			free(stg->cams[i]);
 		}

@@ -131,6 +131,7 @@ struct stg_camera {
 	/* open chunk (producer thread only) */
 	struct chunk_buf *cur;
 	uint32_t cur_len, cur_cap;  /* fill and capacity of cur's data */
+	struct chunk_buf *spare;    /* first buffer, reserved at registration */
 	uint32_t nframes, table_cap;
 	struct frame_entry *table;
 	int64_t first_us, last_us, prev_dt;
