@@ -19,7 +19,8 @@
 #define POOL_OCTAVES 6             /* .. 4 MiB */
 #define POOL_CLASSES (POOL_OCTAVES * 4 + 1)
 
-#define SLAB_BYTES (2u << 20)      /* one transparent huge page */
+#define HUGE_PAGE (2u << 20)       /* one transparent huge page */
+#define SLAB_BYTES (16u << 20)     /* eight of them: room for any class */
 
 /* A huge page that buffers smaller than it are carved from; slabs stay for
  * the life of the process (their buffers go round through the pool). */
@@ -56,14 +57,15 @@ static int size_class(uint32_t cap)
 
 /* All buffers live in transparent huge pages: one page fault per 2 MiB
  * instead of 512, which on a virtual machine is most of the cost of a new
- * buffer (30,000 cameras first touch about 2 GiB). Buffers up to 1 MiB are
- * carved from shared 2 MiB slabs, bigger ones get their own. */
+ * buffer (30,000 cameras first touch about 2 GiB). Every class is carved
+ * back to back from 16 MiB slabs, so a 1.25 MiB buffer costs 1.25 MiB and
+ * not the 2 MiB page it would need on its own. */
 static void *huge_alloc(size_t bytes)
 {
 	void *p;
-	if (posix_memalign(&p, SLAB_BYTES, align_up(bytes, SLAB_BYTES)))
+	if (posix_memalign(&p, HUGE_PAGE, align_up(bytes, HUGE_PAGE)))
 		return NULL;
-	madvise(p, align_up(bytes, SLAB_BYTES), MADV_HUGEPAGE);
+	madvise(p, align_up(bytes, HUGE_PAGE), MADV_HUGEPAGE);
 	return p;
 }
 
@@ -76,9 +78,10 @@ static void *slab_carve(size_t bytes)
 		s = huge_alloc(SLAB_BYTES);
 		if (!s)
 			return NULL;
-		/* one fault brings the whole huge page in now, under our
+		/* one fault per huge page brings it in now, under our
 		 * control, rather than in a producer's memcpy later */
-		*(volatile uint8_t *)((uint8_t *)s + SLAB_BYTES - 1) = 0;
+		for (uint32_t off = HUGE_PAGE - 1; off < SLAB_BYTES; off += HUGE_PAGE)
+			*(volatile uint8_t *)((uint8_t *)s + off) = 0;
 		s->next = pool.slabs;
 		s->used = (uint32_t)align_up(sizeof *s, 64);
 		pool.slabs = s;
@@ -92,8 +95,8 @@ static struct chunk_buf *buf_alloc(uint32_t want)
 {
 	size_t bytes = sizeof(struct chunk_buf) + want;
 	struct chunk_buf *b;
-	if (bytes > SLAB_BYTES / 2) {
-		b = huge_alloc(bytes);
+	if (bytes > SLAB_BYTES / 4) {
+		b = huge_alloc(bytes);   /* beyond the classes: its own pages */
 	} else {
 		pthread_mutex_lock(&pool.lock);
 		b = slab_carve(bytes);
@@ -101,7 +104,7 @@ static struct chunk_buf *buf_alloc(uint32_t want)
 	}
 	if (b) {
 		b->cap = want;
-		b->carved = bytes <= SLAB_BYTES / 2;
+		b->carved = bytes <= SLAB_BYTES / 4;
 	}
 	return b;
 }
