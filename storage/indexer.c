@@ -84,20 +84,30 @@ static int oldest_gen(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen,
 
 /* Post-commit effects of a prepared segment. */
 struct prepared {
+	struct imsg *msg;             /* the request it answers */
 	struct vol *v;
 	uint32_t gen, slot;
 	uint32_t reclaimed_gen;       /* 0 if a free slot was used */
 	uint32_t reclaimed_slot;
 };
 
+/* Was this free slot already given out earlier in the same batch? */
+static bool slot_taken(const struct prepared *done, int ndone, struct vol *v, uint32_t slot)
+{
+	for (int i = 0; i < ndone; i++)
+		if (done[i].v == v && done[i].slot == slot)
+			return true;
+	return false;
+}
+
 static int prepare_segment(MDB_txn *t, struct stg *stg, struct vol *v,
-                           struct prepared *p)
+                           struct prepared *p, const struct prepared *done, int ndone)
 {
 	uint32_t slot = UINT32_MAX;
 	memset(p, 0, sizeof *p);
 	p->v = v;
 	for (uint32_t i = 0; i < v->hdr.segment_count && slot == UINT32_MAX; i++)
-		if (v->slot_gen[i] == 0)
+		if (v->slot_gen[i] == 0 && !slot_taken(done, ndone, v, i))
 			slot = i;
 	if (slot == UINT32_MAX) {
 		uint32_t g;
@@ -175,7 +185,8 @@ static void apply_prepared(struct stg *stg, struct prepared *p)
 		v->ready_slot[v->nready] = p->slot;
 		v->nready++;
 	}
-	v->slot_requested = false;
+	if (v->slots_requested)
+		v->slots_requested--;
 	pthread_mutex_unlock(&v->lock);
 	if (v->writer)
 		writer_wake(v->writer);
@@ -222,15 +233,18 @@ static int apply_batch(struct stg *stg, struct imsg *head, struct prepared *prep
 		else if (m->type == IMSG_SEAL)
 			err = apply_seal(t, stg, m);
 		else if (m->type == IMSG_NEED_SEGMENT && m->vol->state == STG_VOL_ACTIVE) {
-			err = prepare_segment(t, stg, m->vol, &prep[*nprep]);
-			if (err == STG_ENOVOLUME) {
-				/* every older segment is still being sealed: retry once
-				 * their SEAL messages are in (see indexer_main) */
-				m->retry = true;
-				err = 0;
-			} else if (!err) {
-				/* make this slot visible to later prepares in the batch */
-				(*nprep)++;
+			m->retry = false;
+			for (uint32_t k = 0; k < m->n && !err; k++) {
+				err = prepare_segment(t, stg, m->vol, &prep[*nprep], prep, *nprep);
+				if (err == STG_ENOVOLUME) {
+					/* every older segment is still being sealed: the
+					 * rest waits for their SEAL messages (indexer_main) */
+					m->retry = true;
+					err = 0;
+					break;
+				}
+				if (!err)
+					prep[(*nprep)++].msg = m;
 			}
 		}
 	}
@@ -254,6 +268,10 @@ static void finish_batch(struct stg *stg, struct imsg *head, struct prepared *pr
 	for (struct imsg *m = head, *next; m; m = next) {
 		next = m->next;
 		if (m->retry) {
+			uint32_t got = 0;
+			for (int i = 0; i < nprep; i++)
+				got += prep[i].msg == m;
+			m->n -= got;
 			m->retry = false;
 			m->next = NULL;
 			*retry_tail = m;
@@ -271,10 +289,13 @@ static void finish_batch(struct stg *stg, struct imsg *head, struct prepared *pr
 
 static void process(struct stg *stg, struct imsg *head, struct imsg **retry)
 {
-	int count = 0;
-	for (struct imsg *m = head; m; m = m->next)
+	int count = 0, slots = 0;
+	for (struct imsg *m = head; m; m = m->next) {
 		count++;
-	struct prepared *prep = calloc((size_t)count + 1, sizeof *prep);
+		if (m->type == IMSG_NEED_SEGMENT)
+			slots += (int)m->n;
+	}
+	struct prepared *prep = calloc((size_t)slots + 1, sizeof *prep);
 	if (!prep)
 		abort();
 	int nprep = 0, err;
@@ -286,14 +307,19 @@ static void process(struct stg *stg, struct imsg *head, struct imsg **retry)
 	if (err) {
 		LOG_ERR("event=index_commit_failed err=\"%s\" messages=%d", stg_strerror(err), count);
 		nprep = 0;
-		/* requests for segments are retried by the writer's next request */
+		/* requests for segments are asked for again by the writer */
 		for (struct imsg *m = head; m; m = m->next)
-			if (m->type == IMSG_NEED_SEGMENT)
-				m->vol->slot_requested = false;
+			if (m->type == IMSG_NEED_SEGMENT) {
+				pthread_mutex_lock(&m->vol->lock);
+				m->vol->slots_requested -= m->n < m->vol->slots_requested ?
+				                           m->n : m->vol->slots_requested;
+				pthread_mutex_unlock(&m->vol->lock);
+				m->retry = false;
+			}
 	}
 	finish_batch(stg, head, prep, nprep, retry);
 	if (t1 - t0 > 1000000)
-		LOG_WARN("event=slow_index_commit messages=%d ms=%.0f", count, (t1 - t0) / 1e3);
+		LOG_WARN("event=slow_index_commit messages=%d prepared=%d ms=%.0f", count, nprep, (t1 - t0) / 1e3);
 	free(prep);
 }
 

@@ -86,7 +86,7 @@ struct vol {
 	 * writing never leaves the writer without a segment */
 	uint32_t ready_gen[STG_RESERVE], ready_slot[STG_RESERVE];
 	int nready;
-	bool slot_requested;
+	uint32_t slots_requested;  /* prepared segments asked for, not yet ready */
 
 	struct writer *writer;
 	struct wvol *w;            /* writer-private state */
@@ -248,7 +248,7 @@ struct imsg {
 	struct segdir *dir;        /* IMSG_SEAL */
 	uint64_t dir_off;
 	uint32_t dir_len;
-	uint32_t n;                /* IMSG_CHUNKS */
+	uint32_t n;                /* IMSG_CHUNKS: entries; IMSG_NEED_SEGMENT: segments */
 	struct dir_entry *e;
 	sem_t *done;               /* IMSG_BARRIER */
 	bool retry;                /* IMSG_NEED_SEGMENT: nothing to reclaim yet */

@@ -308,21 +308,27 @@ static bool ensure_block(struct writer *w, struct wvol *wv)
 
 /* ---- generations ---------------------------------------------------------- */
 
-/* Asks the index thread for one more prepared segment, unless one is on
- * its way or the reserve is full. */
+/* Asks the index thread for as many prepared segments as the reserve
+ * lacks, in one message: the index thread prepares them in one commit,
+ * which under a heavy write load (slow commits) keeps up where one segment
+ * per commit would not. */
 static void request_segment(struct writer *w, struct vol *v)
 {
 	pthread_mutex_lock(&v->lock);
-	bool enough = v->slot_requested || v->nready >= STG_RESERVE;
+	uint32_t have = (uint32_t)v->nready + v->slots_requested;
+	uint32_t want = have < STG_RESERVE ? STG_RESERVE - have : 0;
+	if (v->state != STG_VOL_ACTIVE)
+		want = 0;
+	v->slots_requested += want;
 	pthread_mutex_unlock(&v->lock);
-	if (enough || v->state != STG_VOL_ACTIVE)
+	if (!want)
 		return;
-	v->slot_requested = true;
 	struct imsg *m = calloc(1, sizeof *m);
 	if (!m)
 		abort();
 	m->type = IMSG_NEED_SEGMENT;
 	m->vol = v;
+	m->n = want;
 	indexer_send(w->stg, m);
 }
 
@@ -735,7 +741,7 @@ static bool wvol_idle(struct wvol *wv, bool with_reserve)
 	struct vol *v = wv->v;
 	pthread_mutex_lock(&v->lock);
 	bool reserve_done = !with_reserve || v->state != STG_VOL_ACTIVE ||
-	                    (!v->slot_requested && v->nready >= STG_RESERVE);
+	                    (!v->slots_requested && v->nready >= STG_RESERVE);
 	pthread_mutex_unlock(&v->lock);
 	return !wv->p_head && wv->cur < 0 && wv->inflight == 0 &&
 	       wv->unsynced.n == 0 && wv->fsyncs_inflight == 0 && reserve_done;
