@@ -345,8 +345,9 @@ static void demo_free(struct demo *s)
 	free(s->frame);
 }
 
-/* Frame k of camera `cam`: nominal size +-12%, key every DEMO_GOP frames. */
-static struct stg_frame demo_frame(struct demo *s, uint32_t cam, uint64_t k)
+/* Frame k (of the camera's own count) of camera `cam`, at tick `tick`:
+ * nominal size +-12%, key every DEMO_GOP frames. */
+static struct stg_frame demo_frame(struct demo *s, uint32_t cam, uint64_t k, uint64_t tick)
 {
 	bool key = k % DEMO_GOP == 0;
 	uint32_t h = mix(cam * 2654435761u ^ (uint32_t)k);
@@ -357,7 +358,7 @@ static struct stg_frame demo_frame(struct demo *s, uint32_t cam, uint64_t k)
 	memcpy(s->frame + sizeof nal_key, s->pool + h % (DEMO_POOL_BYTES - size),
 	       size - sizeof nal_key);
 	return (struct stg_frame){
-		.time_us = s->base_us + (int64_t)k * DEMO_FRAME_US, .data = s->frame,
+		.time_us = s->base_us + (int64_t)tick * DEMO_FRAME_US, .data = s->frame,
 		.size = size, .key = key, .codec = STG_CODEC_H264,
 	};
 }
@@ -382,10 +383,16 @@ static int demo_start(struct daemon *d)
 }
 
 /* Puts frame k of every demo camera. */
+/* Cameras are switched on at different ticks within one GOP, as on a real
+ * site: with every key frame in the same 40 ms, all chunks would close at
+ * once, a burst no real installation produces. */
 static void demo_feed(struct daemon *d, uint64_t k)
 {
 	for (uint32_t i = 0; i < d->opt.cameras; i++) {
-		struct stg_frame f = demo_frame(&d->demo, i + 1, k);
+		uint64_t phase = (uint64_t)(i * 7) % DEMO_GOP;
+		if (k < phase)
+			continue;
+		struct stg_frame f = demo_frame(&d->demo, i + 1, k - phase, k);
 		int err = stg_put_frame(d->cams[i], &f);
 		if (err && d->put_errors++ == 0)
 			nvr_log("error", "event=put_frame_failed camera=%" PRIu32 " error=\"%s\" "
