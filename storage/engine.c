@@ -438,6 +438,15 @@ int stg_camera_stats(struct stg *stg, uint32_t camera_id, struct stg_camera_stat
 	return 0;
 }
 
+static int note_oldest(void *user, uint32_t gen, const struct idx_segment *s)
+{
+	int64_t *oldest = user;
+	(void)gen;
+	if (s->chunks && (!*oldest || s->t_min < *oldest))
+		*oldest = s->t_min;
+	return 0;
+}
+
 int stg_volume_stats(struct stg *stg, struct stg_volume_stats *out, int max)
 {
 	int n = 0;
@@ -461,24 +470,7 @@ int stg_volume_stats(struct stg *stg, struct stg_volume_stats *out, int max)
 		MDB_txn *t;
 		if (idx_read_begin(stg->ix, &t))
 			continue;
-		MDB_cursor *c;
-		mdb_cursor_open(t, idx_db_segments(stg->ix), &c);
-		struct seg_key sk;
-		seg_key_make(&sk, v->id, 0);
-		MDB_val k = { sizeof sk, &sk }, d;
-		for (int rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
-		     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-			uint16_t vid;
-			uint32_t gen;
-			seg_key_parse(k.mv_data, &vid, &gen);
-			struct idx_segment seg;
-			memcpy(&seg, d.mv_data, sizeof seg);
-			if (vid != v->id)
-				break;
-			if (seg.chunks && (!s->oldest_us || seg.t_min < s->oldest_us))
-				s->oldest_us = seg.t_min;
-		}
-		mdb_cursor_close(c);
+		idx_foreach_segment(t, stg->ix, v->id, note_oldest, &s->oldest_us);
 		idx_read_end(stg->ix, t);
 	}
 	return n;

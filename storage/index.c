@@ -211,6 +211,32 @@ int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 	return mdb_put(t, ix->segments, &k, &d, 0);
 }
 
+int idx_foreach_segment(MDB_txn *t, struct index *ix, uint16_t vol,
+                        idx_segment_fn fn, void *user)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, ix->segments, &c);
+	if (err)
+		return err;
+	struct seg_key sk;
+	seg_key_make(&sk, vol, 0);
+	MDB_val k = { sizeof sk, &sk }, d;
+	for (err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !err;
+	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint16_t vid;
+		uint32_t gen;
+		seg_key_parse(k.mv_data, &vid, &gen);
+		if (vid != vol || d.mv_size != sizeof(struct idx_segment))
+			break;
+		struct idx_segment seg;
+		memcpy(&seg, d.mv_data, sizeof seg);
+		if ((err = fn(user, gen, &seg)))
+			break;
+	}
+	mdb_cursor_close(c);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
 int idx_segment_add_chunk(MDB_txn *t, struct index *ix, uint16_t vol,
                           uint32_t gen, const struct dir_entry *e)
 {

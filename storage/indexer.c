@@ -54,32 +54,32 @@ static int write_volume(MDB_txn *t, struct stg *stg, struct vol *v, struct idx_v
 	return mdb_put(t, idx_db_volumes(stg->ix), &k, &d, 0);
 }
 
+struct oldest {
+	uint32_t gen;
+	struct idx_segment seg;
+};
+
+static int take_first_sealed(void *user, uint32_t gen, const struct idx_segment *s)
+{
+	struct oldest *o = user;
+	if (s->state != SEG_SEALED)
+		return 0;
+	o->gen = gen;
+	o->seg = *s;
+	return 1;
+}
+
 /* Oldest live sealed generation of a volume (lowest number). */
 static int oldest_gen(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen,
                       struct idx_segment *s)
 {
-	MDB_cursor *c;
-	int err = mdb_cursor_open(t, idx_db_segments(stg->ix), &c);
-	if (err)
-		return err;
-	struct seg_key sk;
-	seg_key_make(&sk, v->id, 0);
-	MDB_val k = { sizeof sk, &sk }, d;
-	err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-	while (!err) {
-		uint16_t vid;
-		seg_key_parse(k.mv_data, &vid, gen);
-		if (vid != v->id) {
-			err = MDB_NOTFOUND;
-			break;
-		}
-		memcpy(s, d.mv_data, sizeof *s);
-		if (s->state == SEG_SEALED)
-			break;
-		err = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-	}
-	mdb_cursor_close(c);
-	return err;
+	struct oldest o;
+	int rc = idx_foreach_segment(t, stg->ix, v->id, take_first_sealed, &o);
+	if (rc != 1)
+		return rc ? rc : MDB_NOTFOUND;
+	*gen = o.gen;
+	*s = o.seg;
+	return 0;
 }
 
 /* Post-commit effects of a prepared segment. */

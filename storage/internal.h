@@ -200,6 +200,11 @@ int idx_get_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
                     struct idx_segment *out);
 int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
                     const struct idx_segment *s);
+/* Calls fn for each live segment of a volume, oldest generation first,
+ * until fn returns non-zero (which is then returned; 1 means "found"). */
+typedef int (*idx_segment_fn)(void *user, uint32_t gen, const struct idx_segment *s);
+int idx_foreach_segment(MDB_txn *t, struct index *ix, uint16_t vol,
+                        idx_segment_fn fn, void *user);
 /* Merges one chunk into the camera's ranges (idempotent). */
 int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
                     uint32_t gap_us, const struct dir_entry *e);

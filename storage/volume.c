@@ -294,6 +294,15 @@ static int match_index(struct stg *stg, struct vol *v)
 	return idx_write_commit(stg->ix, t);
 }
 
+static int note_slot(void *user, uint32_t gen, const struct idx_segment *s)
+{
+	struct vol *v = user;
+	if (s->slot >= v->hdr.segment_count)
+		return STG_ECORRUPT;
+	v->slot_gen[s->slot] = gen;
+	return 0;
+}
+
 /* Loads which generation lives in each slot from the segment records. */
 static int load_slots(struct stg *stg, struct vol *v)
 {
@@ -301,27 +310,7 @@ static int load_slots(struct stg *stg, struct vol *v)
 	int err = idx_read_begin(stg->ix, &t);
 	if (err)
 		return err;
-	MDB_cursor *c;
-	mdb_cursor_open(t, idx_db_segments(stg->ix), &c);
-	struct seg_key sk;
-	seg_key_make(&sk, v->id, 0);
-	MDB_val k = { sizeof sk, &sk }, d;
-	for (int rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		uint16_t vid;
-		uint32_t gen;
-		seg_key_parse(k.mv_data, &vid, &gen);
-		if (vid != v->id)
-			break;
-		struct idx_segment s;
-		memcpy(&s, d.mv_data, sizeof s);
-		if (s.slot >= v->hdr.segment_count) {
-			err = STG_ECORRUPT;
-			break;
-		}
-		v->slot_gen[s.slot] = gen;
-	}
-	mdb_cursor_close(c);
+	err = idx_foreach_segment(t, stg->ix, v->id, note_slot, v);
 	idx_read_end(stg->ix, t);
 	v->free_slots = 0;
 	for (uint32_t i = 0; i < v->hdr.segment_count; i++)
