@@ -323,6 +323,24 @@ static void process(struct stg *stg, struct imsg *head, struct imsg **retry)
 	free(prep);
 }
 
+/* Moves the segment requests out of the list *head, keeping both orders. */
+static struct imsg *take_segment_requests(struct imsg **head)
+{
+	struct imsg *needs = NULL, **ntail = &needs, **pp = head;
+	while (*pp) {
+		struct imsg *m = *pp;
+		if (m->type == IMSG_NEED_SEGMENT) {
+			*pp = m->next;
+			m->next = NULL;
+			*ntail = m;
+			ntail = &m->next;
+		} else {
+			pp = &m->next;
+		}
+	}
+	return needs;
+}
+
 static void *indexer_main(void *arg)
 {
 	struct stg *stg = arg;
@@ -349,6 +367,13 @@ static void *indexer_main(void *arg)
 		struct imsg *head = stg->ix_head;
 		stg->ix_head = stg->ix_tail = NULL;
 		pthread_mutex_unlock(&stg->ix_lock);
+		/* Segment requests first, in a commit of their own: under a heavy
+		 * write load a commit takes 100-400 ms, and a writer waiting for a
+		 * segment must not also wait for the chunk merges queued before
+		 * its request. Everything else keeps its order. */
+		struct imsg *needs = take_segment_requests(&head);
+		if (needs)
+			process(stg, needs, &retry);
 		if (retry) {            /* retried requests go after the new seals */
 			struct imsg **tail = &head;
 			while (*tail)
@@ -356,7 +381,8 @@ static void *indexer_main(void *arg)
 			*tail = retry;
 			retry = NULL;
 		}
-		process(stg, head, &retry);
+		if (head)
+			process(stg, head, &retry);
 		pthread_mutex_lock(&stg->ix_lock);
 		if (stg->ix_stop && retry && !stg->ix_head) {
 			for (struct imsg *m = retry, *n; m; m = n) {

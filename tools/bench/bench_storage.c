@@ -43,6 +43,7 @@ struct storage_opts {
 	uint64_t cameras, bitrate_kbps, seconds;
 	uint64_t volume_size, segment_size, threads;
 	const char *dir;
+	const char *index_dir;     /* NULL: DIR/index */
 	bool realtime;
 	bool aligned;
 };
@@ -102,9 +103,11 @@ static void storage_usage(void)
 	        "usage: nvr-bench storage --cameras N --bitrate-kbps B --seconds S\n"
 	        "                         --volume DIR [--volume-size BYTES]\n"
 	        "                         [--segment-size BYTES] [--realtime] [--threads T]\n"
-	        "                         [--aligned]\n"
+	        "                         [--aligned] [--index DIR2]\n"
 	        "  BYTES may end in K, M, G or T (powers of 1024).\n"
 	        "  defaults: --volume-size 8G, --segment-size 256M, --threads 2\n"
+	        "  --index DIR2 puts the index in DIR2/index instead of DIR/index (an\n"
+	        "  appliance keeps its index on its own SSD, not on a recording disk)\n"
 	        "  --aligned starts every camera in the same frame tick (key frames in\n"
 	        "  lock step, a worst case); by default starts spread over 4 s.\n");
 }
@@ -148,6 +151,7 @@ static int parse_storage_opts(int argc, char **argv, struct storage_opts *o)
 		{ "realtime", BENCH_OPT_FLAG, &o->realtime, false, false },
 		{ "threads", BENCH_OPT_U64, &o->threads, false, false },
 		{ "aligned", BENCH_OPT_FLAG, &o->aligned, false, false },
+		{ "index", BENCH_OPT_STR, &o->index_dir, false, false },
 	};
 
 	*o = (struct storage_opts){
@@ -222,7 +226,9 @@ static int prepare_dirs(struct run *r)
 	int err;
 
 	if ((err = bench_path_join(r->vol_path, sizeof(r->vol_path), r->o.dir, "vol")) ||
-	    (err = bench_path_join(r->index_path, sizeof(r->index_path), r->o.dir, "index"))) {
+	    (err = r->o.index_dir ?
+	           bench_path_join(r->index_path, sizeof(r->index_path), r->o.index_dir, "index") :
+	           bench_path_join(r->index_path, sizeof(r->index_path), r->o.dir, "index"))) {
 		fprintf(stderr, "storage: --volume path too long\n");
 		return err;
 	}
