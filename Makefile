@@ -53,7 +53,7 @@ $(BUILD)/bin/%: $$($$*_OBJ) $(STORAGE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(STORAGE_LIB) tests/unit/testutil.h
+$(BUILD)/tests/%: tests/unit/%.c $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -o $@ $< $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
 

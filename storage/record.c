@@ -77,6 +77,10 @@ int rec_verify(const void *buf, size_t len, uint32_t gen)
 	return 0;
 }
 
+/* Largest directory accepted: 8M entries, far above the ~1M chunks of the
+ * largest segment (32 GiB) filled with 32 KiB chunks. */
+#define DIR_MAX_BYTES (256u << 20)
+
 uint64_t dir_record_bound(uint32_t n)
 {
 	return align_up(sizeof(struct rec_header) +
@@ -136,6 +140,12 @@ int dir_record_decode(const void *buf, size_t len, uint32_t gen,
 	struct rec_header h;
 	memcpy(&h, buf, sizeof h);
 	if (h.type != REC_DIR || h.raw_len != (uint64_t)h.frame_count * sizeof(struct dir_entry))
+		return STG_ECORRUPT;
+	/* the sizes come from the disk: check them before allocating anything
+	 * (a damaged header once asked for 4 GiB here, found by fuzzing) */
+	unsigned long long content = ZSTD_getFrameContentSize((const uint8_t *)buf + sizeof h,
+	                                                      h.payload_len);
+	if (h.raw_len > DIR_MAX_BYTES || content != h.raw_len)
 		return STG_ECORRUPT;
 	struct dir_entry *e = malloc(h.raw_len ? h.raw_len : 1);
 	if (!e)

@@ -26,6 +26,21 @@ static void try_parsers(const uint8_t *buf, size_t len)
 		free(e);
 }
 
+/* Makes the header plausible and its checksum right, so the fuzzer
+ * explores the payload parsers too. */
+static void make_plausible(uint8_t *buf, size_t size)
+{
+	struct rec_header h;
+	memcpy(&h, buf, sizeof h);
+	h.magic = STG_REC_MAGIC;
+	h.version = STG_FORMAT_VERSION;
+	h.generation = 7;
+	if (h.payload_len > size - sizeof h)
+		h.payload_len = (uint32_t)(size - sizeof h);
+	h.checksum = rec_checksum(&h, buf + sizeof h);
+	memcpy(buf, &h, sizeof h);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	uint8_t *buf = malloc(size ? size : 1);
@@ -34,17 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	try_parsers(buf, size);
 	if (size >= sizeof(struct rec_header)) {
-		/* make the header plausible and its checksum right, so the fuzzer
-		 * explores the payload parsers too */
-		struct rec_header h;
-		memcpy(&h, buf, sizeof h);
-		h.magic = STG_REC_MAGIC;
-		h.version = STG_FORMAT_VERSION;
-		h.generation = 7;
-		if (h.payload_len > size - sizeof h)
-			h.payload_len = (uint32_t)(size - sizeof h);
-		h.checksum = rec_checksum(&h, buf + sizeof h);
-		memcpy(buf, &h, sizeof h);
+		make_plausible(buf, size);
 		try_parsers(buf, size);
 	}
 	free(buf);
