@@ -118,6 +118,8 @@ struct wvol {
 	bool sync_soon;                /* sync at the next chance, not the next tick */
 	/* counters, logged when the writer stops */
 	uint64_t waits_block, waits_segment, writes, fsyncs;
+	int64_t seg_wait_since;        /* no prepared segment since, 0 = not waiting */
+	uint64_t seg_wait_us;          /* total time spent so */
 	uint64_t lat_sum_us, inflight_sum, idle_us;
 	int64_t idle_since;
 	bool idle_had_data;
@@ -350,8 +352,15 @@ static bool open_gen(struct writer *w, struct wvol *wv)
 	}
 	pthread_mutex_unlock(&v->lock);
 	request_segment(w, v);        /* keep the reserve full */
-	if (gen == 0)
+	if (gen == 0) {
+		if (!wv->seg_wait_since)
+			wv->seg_wait_since = stg_realtime_us();
 		return false;
+	}
+	if (wv->seg_wait_since) {
+		wv->seg_wait_us += stg_realtime_us() - wv->seg_wait_since;
+		wv->seg_wait_since = 0;
+	}
 	int fd = vol_open_segment_direct(v, slot);
 	if (fd < 0) {
 		vol_fail(w->stg, v, "cannot open segment for writing", fd);
@@ -939,10 +948,10 @@ void writer_stop(struct writer *w)
 	close(w->efd);
 	for (int i = 0; i < w->n; i++) {
 		struct wvol *wv = &w->wv[i];
-		LOG_INFO("event=writer_stopped path=%s writes=%llu fsyncs=%llu waits_for_buffer=%llu waits_for_segment=%llu avg_write_ms=%.2f avg_inflight=%.2f idle_ms=%.0f idle_with_data_ms=%.0f",
+		LOG_INFO("event=writer_stopped path=%s writes=%llu fsyncs=%llu waits_for_buffer=%llu waits_for_segment=%llu segment_wait_ms=%.0f avg_write_ms=%.2f avg_inflight=%.2f idle_ms=%.0f idle_with_data_ms=%.0f",
 		         wv->v->path, (unsigned long long)wv->writes, (unsigned long long)wv->fsyncs,
 		         (unsigned long long)wv->waits_block, (unsigned long long)wv->waits_segment,
-		         wv->writes ? wv->lat_sum_us / 1e3 / wv->writes : 0.0,
+		         wv->seg_wait_us / 1e3, wv->writes ? wv->lat_sum_us / 1e3 / wv->writes : 0.0,
 		         wv->writes ? (double)wv->inflight_sum / wv->writes : 0.0, wv->idle_us / 1e3, wv->idle_data_us / 1e3);
 		drop_pending(wv);
 		for (uint32_t j = 0; j < w->stg->cfg.blocks_per_volume; j++) {
