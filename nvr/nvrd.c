@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "../storage/storage.h"
+#include "cli_parse.h"
 #include "volume_plan.h"
 
 #define MAX_VOLUMES 64
@@ -140,13 +141,11 @@ static void usage(FILE *to)
 
 static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || *end || errno || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	uint64_t v;
+	int err = cli_parse_uint(s, 0, max, &v);
+	if (!err)
+		*out = (unsigned long)v;
+	return err;
 }
 
 static int bad_option(const char *opt, const char *arg, const char *want)

@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "../../storage/storage.h"
+#include "../../nvr/cli_parse.h"
 #include "../../nvr/volume_plan.h"
 
 enum { EXIT_REFUSED = 1, EXIT_USAGE = 2 };
@@ -75,13 +76,11 @@ static int bad_usage(const char *fmt, ...)
 
 static int parse_count(const char *s, uint32_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*s < '0' || *s > '9' || *end || errno || v == 0 || v > UINT32_MAX)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
+	uint64_t v;
+	int err = cli_parse_uint(s, 1, UINT32_MAX, &v);
+	if (!err)
+		*out = (uint32_t)v;
+	return err;
 }
 
 /* Fills `o` from the command line; returns 0, 1 for --help, or -EXIT_USAGE. */

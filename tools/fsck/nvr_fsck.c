@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "../../storage/storage.h"
+#include "../../nvr/cli_parse.h"
 
 enum { EXIT_FOUND = 1, EXIT_ERROR = 2 };
 
@@ -88,13 +89,11 @@ static int bad_usage(const char *fmt, ...)
 
 static int parse_gap(const char *s, uint32_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(s, &end, 10);
-	if (*s < '0' || *s > '9' || *end || errno || v == 0 || v > UINT32_MAX / 1000)
-		return -EINVAL;
-	*out = (uint32_t)v;
-	return 0;
+	uint64_t v;
+	int err = cli_parse_uint(s, 1, UINT32_MAX / 1000, &v);
+	if (!err)
+		*out = (uint32_t)v;
+	return err;
 }
 
 /* Fills `o`; returns 0, 1 for --help, or -EXIT_ERROR after a message. */
