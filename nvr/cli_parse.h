@@ -25,4 +25,14 @@ static inline int cli_parse_uint(const char *s, uint64_t min, uint64_t max, uint
 	return 0;
 }
 
+/* The same for a 32-bit value. */
+static inline int cli_parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t v;
+	int err = cli_parse_uint(s, min, max, &v);
+	if (!err)
+		*out = (uint32_t)v;
+	return err;
+}
+
 #endif

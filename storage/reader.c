@@ -117,6 +117,10 @@ struct stg_iter {
 	uint32_t frame_off;          /* byte offset of that frame */
 	bool discontinuity;
 	bool done;
+	/* where the last generation read lives (slot_of) */
+	bool slot_valid;
+	uint16_t slot_vol;
+	uint32_t slot_gen, slot;
 };
 
 static struct vol *vol_by_id(struct stg *stg, uint16_t id)
@@ -127,13 +131,14 @@ static struct vol *vol_by_id(struct stg *stg, uint16_t id)
 	return NULL;
 }
 
-/* Reads and checks a chunk into it->buf. */
-static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
-                      const struct dir_entry *e)
+/* Finds the slot of generation gen into it->slot, asking the index only
+ * when the generation changes (chunks of one camera come many to a
+ * segment). A slot reused since is caught by the generation in the chunk
+ * header: the read then answers STG_EGONE, as a fresh lookup would. */
+static int slot_of(struct stg_iter *it, uint16_t volid, uint32_t gen)
 {
-	struct vol *v = vol_by_id(it->stg, volid);
-	if (!v)
-		return -ENODEV;
+	if (it->slot_valid && it->slot_vol == volid && it->slot_gen == gen)
+		return 0;
 	MDB_txn *t;
 	struct idx_segment s;
 	int err = idx_read_begin(it->stg->ix, &t);
@@ -141,8 +146,23 @@ static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
 		return err;
 	err = idx_get_segment(t, it->stg->ix, volid, gen, &s);
 	idx_read_end(it->stg->ix, t);
-	if (err == MDB_NOTFOUND)
-		return STG_EGONE;
+	if (err)
+		return err == MDB_NOTFOUND ? STG_EGONE : err;
+	it->slot_valid = true;
+	it->slot_vol = volid;
+	it->slot_gen = gen;
+	it->slot = s.slot;
+	return 0;
+}
+
+/* Reads and checks a chunk into it->buf. */
+static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
+                      const struct dir_entry *e)
+{
+	struct vol *v = vol_by_id(it->stg, volid);
+	if (!v)
+		return -ENODEV;
+	int err = slot_of(it, volid, gen);
 	if (err)
 		return err;
 	it->chunk = *e;
@@ -155,7 +175,7 @@ static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
 		it->buf = nb;
 		it->cap = e->length;
 	}
-	ssize_t got = pread(v->seg_fd[s.slot], it->buf, e->length, (off_t)e->offset8 * 8);
+	ssize_t got = pread(v->seg_fd[it->slot], it->buf, e->length, (off_t)e->offset8 * 8);
 	if (got != (ssize_t)e->length)
 		return got < 0 ? -errno : STG_ECORRUPT;
 	err = chunk_parse(it->buf, e->length, gen, it->cam, &it->hdr, &it->table,

@@ -39,6 +39,15 @@ static int dir_is_empty(const char *path)
 	return empty;
 }
 
+static void info_from_header(const struct vol_header *h, struct stg_volume_info *out)
+{
+	*out = (struct stg_volume_info){
+		.segment_size = h->segment_size, .segment_count = h->segment_count,
+		.created_us = h->created_us, .format_version = h->version,
+	};
+	memcpy(out->uuid, h->uuid, 16);
+}
+
 static int write_header(const char *path, const struct vol_header *h)
 {
 	char file[512];
@@ -141,12 +150,7 @@ int stg_volume_format(const char *path, uint64_t segment_size,
 	if (err)
 		return err;
 	if (out)
-		*out = (struct stg_volume_info){
-			.segment_size = segment_size, .segment_count = segment_count,
-			.created_us = h.created_us, .format_version = h.version,
-		};
-	if (out)
-		memcpy(out->uuid, h.uuid, 16);
+		info_from_header(&h, out);
 	return 0;
 }
 
@@ -174,14 +178,9 @@ int stg_volume_probe(const char *path, struct stg_volume_info *out)
 {
 	struct vol_header h;
 	int err = read_header(path, &h);
-	if (err)
-		return err;
-	*out = (struct stg_volume_info){
-		.segment_size = h.segment_size, .segment_count = h.segment_count,
-		.created_us = h.created_us, .format_version = h.version,
-	};
-	memcpy(out->uuid, h.uuid, 16);
-	return 0;
+	if (!err)
+		info_from_header(&h, out);
+	return err;
 }
 
 static int open_segments(struct vol *v)

@@ -687,7 +687,7 @@ static void on_write(struct writer *w, struct wvol *wv, int bi, int res)
 	wv->lat_sum_us += stg_realtime_us() - b->submit_us;
 	if (wv->inflight == 0) {
 		wv->idle_since = stg_realtime_us();
-		wv->idle_had_data = wv->p_head != NULL || wv->v->q_head != NULL;
+		wv->idle_had_data = wv->p_head != NULL || wv->v->q_bytes != 0;  /* atomic */
 	}
 	retire(w, wv);
 }

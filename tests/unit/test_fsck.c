@@ -7,19 +7,12 @@
 #include "testutil.h"
 #include "format.h"
 
-static void record(struct tu_env *e, uint32_t cams, uint32_t frames)
-{
-	for (uint32_t n = 0; n < frames; n += 50)
-		for (uint32_t cam = 1; cam <= cams; cam++)
-			tu_put_frames(e->stg, cam, n, n + 50);
-}
-
 Test(fsck, rebuilt_index_equals_live_index)
 {
 	struct tu_env e;
 	tu_env_init(&e, 2, 2 << 20, 6);
 	tu_env_open(&e);
-	record(&e, 6, 3000);           /* wraps the small rings */
+	tu_record(e.stg, 6, 0, 3000);           /* wraps the small rings */
 	tu_env_close(&e);
 	struct stg_fsck_report r = tu_fsck(&e.cfg, false);
 	cr_assert_eq(r.differences, 0);
@@ -45,7 +38,7 @@ Test(fsck, lost_index_is_rebuilt_from_disks)
 	struct tu_env e;
 	tu_env_init(&e, 1, 4 << 20, 6);
 	tu_env_open(&e);
-	record(&e, 3, 1000);
+	tu_record(e.stg, 3, 0, 1000);
 	tu_env_close(&e);
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", e.index);
@@ -85,7 +78,7 @@ Test(fsck, damaged_chunk_is_detected_and_skipped)
 	struct tu_env e;
 	tu_env_init(&e, 1, 4 << 20, 6);
 	tu_env_open(&e);
-	record(&e, 3, 500);
+	tu_record(e.stg, 3, 0, 500);
 	tu_env_close(&e);
 	/* flip one byte in the middle of camera 2's chunk for frames 200-249 */
 	off_t off = find_chunk(e.vol[0], 2, tu_frame_time(2, 220));

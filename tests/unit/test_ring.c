@@ -8,22 +8,13 @@
 
 #define CAMS 5
 
-static void write_lots(struct tu_env *e, uint32_t from, uint32_t to)
-{
-	for (uint32_t n = from; n < to; n += 50)
-		for (uint32_t cam = 1; cam <= CAMS; cam++)
-			tu_put_frames(e->stg, cam, n, n + 50 < to ? n + 50 : to);
-}
-
 Test(ring, wraps_without_dangling_entries)
 {
 	struct tu_env e;
 	tu_env_init(&e, 1, 2 << 20, 6);        /* 12 MiB ring */
 	tu_env_open(&e);
-	write_lots(&e, 0, 6000);               /* ~60 MB: the ring wraps ~5 times */
-	for (uint32_t cam = 1; cam <= CAMS; cam++)
-		tu_flush(e.stg, cam);
-	cr_assert_eq(stg_sync(e.stg), 0);
+	tu_record(e.stg, CAMS, 0, 6000);               /* ~60 MB: the ring wraps ~5 times */
+	tu_flush_sync(e.stg, CAMS);
 
 	struct stg_volume_stats vs;
 	cr_assert_eq(stg_volume_stats(e.stg, &vs, 1), 1);
@@ -56,20 +47,16 @@ Test(ring, reader_racing_a_reclaim_gets_gone_not_bytes)
 	struct tu_env e;
 	tu_env_init(&e, 1, 2 << 20, 5);
 	tu_env_open(&e);
-	write_lots(&e, 0, 500);
-	for (uint32_t cam = 1; cam <= CAMS; cam++)
-		tu_flush(e.stg, cam);
-	cr_assert_eq(stg_sync(e.stg), 0);
+	tu_record(e.stg, CAMS, 0, 500);
+	tu_flush_sync(e.stg, CAMS);
 	/* open an iterator on the oldest footage, then overwrite the ring */
 	struct stg_iter *it;
 	cr_assert_eq(stg_iter_open(e.stg, 1, tu_frame_time(1, 0), INT64_MAX / 2, &it), 0);
 	struct stg_read_frame f;
 	cr_assert_eq(stg_iter_next(it, &f), 1);
 	tu_check_frame(&f, 1, 0);
-	write_lots(&e, 500, 6000);
-	for (uint32_t cam = 1; cam <= CAMS; cam++)
-		tu_flush(e.stg, cam);
-	cr_assert_eq(stg_sync(e.stg), 0);
+	tu_record(e.stg, CAMS, 500, 6000);
+	tu_flush_sync(e.stg, CAMS);
 	int rc;
 	uint32_t n = 1, gone = 0;
 	while ((rc = stg_iter_next(it, &f)) == 1) {

@@ -12,9 +12,7 @@ Test(roundtrip, frames_come_back_byte_exact)
 	tu_env_open(&e);
 	for (uint32_t cam = 1; cam <= 5; cam++)
 		tu_put_frames(e.stg, cam, 0, 500);
-	for (uint32_t cam = 1; cam <= 5; cam++)
-		tu_flush(e.stg, cam);
-	cr_assert_eq(stg_sync(e.stg), 0);
+	tu_flush_sync(e.stg, 5);
 	for (uint32_t cam = 1; cam <= 5; cam++) {
 		cr_assert_eq(tu_read_check(e.stg, cam, 0, 500), 500);
 		cr_assert_eq(tu_read_check(e.stg, cam, 100, 250), 150);
@@ -124,9 +122,7 @@ Test(roundtrip, index_map_grows_instead_of_failing, .timeout = 120)
 	for (uint32_t burst = 0; burst < 4; burst++)
 		for (uint32_t cam = 1; cam <= 300; cam++)
 			tu_put_frames(e.stg, cam, burst * 150, burst * 150 + 50);
-	for (uint32_t cam = 1; cam <= 300; cam++)
-		tu_flush(e.stg, cam);
-	cr_assert_eq(stg_sync(e.stg), 0);
+	tu_flush_sync(e.stg, 300);
 	cr_assert_eq(stg_index_stats(e.stg, &after), 0);
 	cr_assert(after.map_size > before.map_size, "map grew: %llu -> %llu",
 	          (unsigned long long)before.map_size, (unsigned long long)after.map_size);

@@ -79,16 +79,10 @@ Test(volume, failing_volume_moves_cameras_and_keeps_the_rest, .timeout = 120)
 	/* cameras 1..6 spread over both volumes (even -> 0, odd -> 1) */
 	for (uint32_t cam = 1; cam <= 6; cam++)
 		tu_put_frames(e.stg, cam, 0, 300);
-	for (uint32_t cam = 1; cam <= 6; cam++)
-		tu_flush(e.stg, cam);
-	cr_assert_eq(stg_sync(e.stg), 0);
+	tu_flush_sync(e.stg, 6);
 	cr_assert_eq(stg_inject_write_error(e.stg, 0, 0), 0);
-	for (uint32_t n = 300; n < 900; n += 50)
-		for (uint32_t cam = 1; cam <= 6; cam++)
-			tu_put_frames(e.stg, cam, n, n + 50);
-	for (uint32_t cam = 1; cam <= 6; cam++)
-		tu_flush(e.stg, cam);
-	cr_assert_eq(stg_sync(e.stg), 0);
+	tu_record(e.stg, 6, 300, 900);
+	tu_flush_sync(e.stg, 6);
 
 	struct stg_volume_stats vs[2];
 	stg_volume_stats(e.stg, vs, 2);

@@ -74,6 +74,23 @@ static inline void tu_flush(struct stg *stg, uint32_t cam)
 	cr_assert_eq(stg_camera_flush(c), 0);
 }
 
+/* Records frames [from, to) of cameras 1..cams, a GOP of each camera in
+ * turn, as live cameras interleave. */
+static inline void tu_record(struct stg *stg, uint32_t cams, uint32_t from, uint32_t to)
+{
+	for (uint32_t n = from; n < to; n += T_GOP)
+		for (uint32_t cam = 1; cam <= cams; cam++)
+			tu_put_frames(stg, cam, n, n + T_GOP < to ? n + T_GOP : to);
+}
+
+/* Closes the open chunks of cameras 1..cams and waits for disk and index. */
+static inline void tu_flush_sync(struct stg *stg, uint32_t cams)
+{
+	for (uint32_t cam = 1; cam <= cams; cam++)
+		tu_flush(stg, cam);
+	cr_assert_eq(stg_sync(stg), 0);
+}
+
 /* Checks that frame read back is frame n of cam, byte for byte. */
 static inline void tu_check_frame(const struct stg_read_frame *f, uint32_t cam, uint32_t n)
 {

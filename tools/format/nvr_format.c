@@ -74,15 +74,6 @@ static int bad_usage(const char *fmt, ...)
 	return -EXIT_USAGE;
 }
 
-static int parse_count(const char *s, uint32_t *out)
-{
-	uint64_t v;
-	int err = cli_parse_uint(s, 1, UINT32_MAX, &v);
-	if (!err)
-		*out = (uint32_t)v;
-	return err;
-}
-
 /* Fills `o` from the command line; returns 0, 1 for --help, or -EXIT_USAGE. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -113,7 +104,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return bad_usage("bad --size '%s' (bytes, or a number with K, M, G or T)", optarg);
 			break;
 		case 'n':
-			if (parse_count(optarg, &o->segments))
+			if (cli_parse_u32(optarg, 1, UINT32_MAX, &o->segments))
 				return bad_usage("bad --segments '%s' (a positive whole number)", optarg);
 			break;
 		default:

@@ -87,15 +87,6 @@ static int bad_usage(const char *fmt, ...)
 	return -EXIT_ERROR;
 }
 
-static int parse_gap(const char *s, uint32_t *out)
-{
-	uint64_t v;
-	int err = cli_parse_uint(s, 1, UINT32_MAX / 1000, &v);
-	if (!err)
-		*out = (uint32_t)v;
-	return err;
-}
-
 /* Fills `o`; returns 0, 1 for --help, or -EXIT_ERROR after a message. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
@@ -120,7 +111,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->volumes[o->nvolumes++] = optarg;
 			break;
 		case 'g':
-			if (parse_gap(optarg, &o->gap_ms))
+			if (cli_parse_u32(optarg, 1, UINT32_MAX / 1000, &o->gap_ms))
 				return bad_usage("bad --gap-ms '%s' (1 to %u)", optarg, UINT32_MAX / 1000);
 			break;
 		default:
