@@ -4,28 +4,37 @@
 # the libFuzzer targets (`make fuzz-run` runs each for FUZZ_SECONDS).
 #
 # Layers (see docs/ARCHITECTURE.md): storage/ -> libnvrstorage.a (no project
-# dependencies); nvr/ and tools/ link it; web/ comes on top of both.
+# dependencies); nvr/ -> libnvr.a (the daemon's modules: registry, RTSP/RTP,
+# ingest) on top of it; the programs in nvr/nvrd.c and tools/ link both;
+# web/ comes on top of both.
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := liburing lmdb libzstd libxxhash
+PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
 NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
            $(shell pkg-config --cflags $(PKGS))
-LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs criterion)
 
 STORAGE_SRC := $(wildcard storage/*.c)
 STORAGE_OBJ := $(STORAGE_SRC:%.c=$(BUILD)/obj/%.o)
 STORAGE_LIB := $(BUILD)/lib/libnvrstorage.a
 
+# The daemon's modules: every nvr/*.c except the daemon's main().
+NVR_SRC := $(filter-out nvr/nvrd.c,$(wildcard nvr/*.c))
+NVR_OBJ := $(NVR_SRC:%.c=$(BUILD)/obj/%.o)
+NVR_LIB := $(BUILD)/lib/libnvr.a
+
 # Programs: name -> sources under tools/ or nvr/.
-PROGRAMS := nvr-format nvr-fsck nvr-bench nvrd
+PROGRAMS := nvr-format nvr-fsck nvr-bench nvrd nvrctl nvr-camsim
 nvr-format_SRC := $(wildcard tools/format/*.c)
 nvr-fsck_SRC   := $(wildcard tools/fsck/*.c)
 nvr-bench_SRC  := $(wildcard tools/bench/*.c)
-nvrd_SRC       := $(wildcard nvr/*.c)
+nvrctl_SRC     := $(wildcard tools/nvrctl/*.c)
+nvr-camsim_SRC := $(wildcard tools/camsim/*.c)
+nvrd_SRC       := nvr/nvrd.c
 $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
@@ -46,16 +55,20 @@ $(BUILD)/obj/%.o: %.c
 
 $(STORAGE_LIB): $(STORAGE_OBJ)
 	@mkdir -p $(dir $@)
-	$(AR) rcs $@ $^
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(NVR_LIB): $(NVR_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
 
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$($$*_OBJ) $(STORAGE_LIB)
+$(BUILD)/bin/%: $$($$*_OBJ) $(NVR_LIB) $(STORAGE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
+$(BUILD)/tests/%: tests/unit/%.c $(NVR_LIB) $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
-	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -o $@ $< $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -Invr -o $@ $< $(NVR_LIB) $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
 
 # The unit tests (Criterion) and the black-box tests of the binaries.
 test: all $(TEST_BINS)
@@ -70,10 +83,11 @@ asan:
 
 # libFuzzer targets: one per parser, linked against a sanitizer build of the library.
 fuzz: $(FUZZ_BINS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(STORAGE_SRC)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(STORAGE_SRC) $(NVR_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(shell pkg-config --cflags $(PKGS)) -Istorage $(LDFLAGS) -o $@ $< $(STORAGE_SRC) $(LDLIBS)
+	  $(shell pkg-config --cflags $(PKGS)) -Istorage -Invr $(LDFLAGS) -o $@ $< \
+	  $(STORAGE_SRC) $(NVR_SRC) $(LDLIBS)
 
 fuzz-run: fuzz
 	for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \

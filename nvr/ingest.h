@@ -1,0 +1,96 @@
+/*
+ * ingest.h - records cameras into the storage engine.
+ *
+ * RTSP cameras (rtsp:// URLs) are held by a few event-loop threads, each
+ * driving its own io_uring and owning a shard of the cameras (camera id
+ * modulo the loop count): connect, OPTIONS, DESCRIBE, SETUP, PLAY,
+ * keep-alive, TEARDOWN, RTP over TCP interleaved or UDP, depacketized
+ * (depack.h) into frames that go to stg_put_frame() from the loop thread.
+ * Every other URL (file, http, rtmp, ...) goes to a bounded pool of
+ * libavformat threads (avsource.h).
+ *
+ * Time: a frame's wall-clock time comes from the RTCP sender reports of its
+ * stream when they have arrived (RTP timestamp -> camera NTP time, checked
+ * against arrival and replaced by arrival when they disagree by more than
+ * ingest_config.max_clock_skew_ms), else from its arrival time; never from
+ * the camera's clock alone.
+ *
+ * Failures: any error (connect, protocol, auth, timeout, EOF) closes the
+ * session, records last_error and retries after an exponential backoff with
+ * full jitter (between backoff_min_ms and backoff_max_ms), so that thousands
+ * of cameras coming back after a network cut spread their reconnects.
+ *
+ * Thread-safety: ingest_add/remove/status may be called from any thread;
+ * they talk to the owning loop through its queue.
+ */
+#ifndef NVR_INGEST_H
+#define NVR_INGEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "registry.h"
+#include "storage.h"
+
+struct ingest_config {
+	struct stg *stg;              /* where frames go (required) */
+	uint32_t loops;               /* RTSP event-loop threads [1] */
+	uint32_t av_threads;          /* libavformat worker threads [4] */
+	uint16_t udp_port_min;        /* RTP/RTCP over UDP: local port range */
+	uint16_t udp_port_max;        /* [50000 .. 59999] */
+	uint32_t backoff_min_ms;      /* first retry delay [1000] */
+	uint32_t backoff_max_ms;      /* retry delay cap [60000] */
+	uint32_t timeout_ms;          /* connect/reply/no-data timeout [10000] */
+	uint32_t max_clock_skew_ms;   /* RTCP time vs arrival [5000] */
+	uint32_t recv_buffer_max;     /* per-session receive buffer cap [256 KiB] */
+};
+
+enum ingest_state {
+	INGEST_IDLE = 0,          /* added, not started yet */
+	INGEST_CONNECTING,
+	INGEST_NEGOTIATING,       /* OPTIONS/DESCRIBE/SETUP/PLAY in progress */
+	INGEST_STREAMING,
+	INGEST_BACKOFF,           /* failed; waiting to retry */
+	INGEST_WAITING_WORKER,    /* libavformat source waiting for a free thread */
+};
+const char *ingest_state_name(enum ingest_state s);
+
+struct ingest_camera_status {
+	uint32_t id;
+	enum ingest_state state;
+	char last_error[160];     /* never holds credentials */
+	double bitrate_kbps;      /* over the last few seconds */
+	double fps;
+	uint64_t frames;          /* frames handed to storage */
+	uint64_t bytes;
+	uint64_t frames_lost;     /* discarded by the depacketizer (gaps, corruption) */
+	uint64_t frames_dropped;  /* refused or dropped by storage (back-pressure) */
+	uint64_t reconnects;
+	int64_t streaming_since_us; /* wall clock; 0 when not streaming (uptime) */
+	bool rtcp_clock;          /* frame times come from RTCP sender reports */
+};
+
+struct ingest;
+
+int ingest_start(const struct ingest_config *cfg, struct ingest **out);
+
+/* Starts recording a camera (its main_url; credentials from the record).
+ * -EEXIST if already added. A disabled record is refused with -EINVAL. */
+int ingest_add(struct ingest *in, const struct camera_record *c);
+
+/* Stops recording a camera: TEARDOWN, flush its unfinished chunk. */
+int ingest_remove(struct ingest *in, uint32_t id);
+
+int ingest_status(struct ingest *in, uint32_t id, struct ingest_camera_status *out);
+
+/* Sums over all cameras (for status lines and benchmarks). */
+struct ingest_totals {
+	uint32_t cameras, streaming;
+	uint64_t frames, bytes, frames_lost, frames_dropped, reconnects;
+};
+void ingest_totals(struct ingest *in, struct ingest_totals *out);
+
+/* TEARDOWN every session, flush every camera, stop the threads, free. */
+void ingest_stop(struct ingest *in);
+
+#endif
