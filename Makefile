@@ -38,6 +38,7 @@ nvrd_SRC       := nvr/nvrd.c
 $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
+FIXTURES := $(BUILD)/fixtures/.stamp
 
 TEST_SRC  := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -47,7 +48,11 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps
-all: $(BINS)
+all: $(BINS) $(FIXTURES)
+
+# Video files of the camera simulator (nvrd's demo, tests): made with ffmpeg.
+$(FIXTURES): scripts/make-fixtures.sh
+	scripts/make-fixtures.sh $(dir $@) >/dev/null && touch $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
