@@ -158,7 +158,8 @@ static int make_fixture(const struct ingest_opts *o, char *out, size_t n)
 	int err = run_cmd(argv, log);
 	if (err)
 		return err;
-	snprintf(out, n, "%s/h264-20-%s-%s-%s.264", fixdir, kbps, fps, size);
+	if (snprintf(out, n, "%s/h264-20-%s-%s-%s.264", fixdir, kbps, fps, size) >= (int)n)
+		return -ENAMETOOLONG;
 	return access(out, R_OK) ? -errno : 0;
 }
 
