@@ -13,7 +13,7 @@ BUILD   ?= build
 PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
-NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
+NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr \
            $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs criterion)
@@ -38,6 +38,7 @@ nvrd_SRC       := nvr/nvrd.c
 $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
+FIXTURES := $(BUILD)/fixtures/.stamp
 
 TEST_SRC  := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -47,7 +48,11 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps
-all: $(BINS)
+all: $(BINS) $(FIXTURES)
+
+# Video files of the camera simulator (nvrd's demo, tests): made with ffmpeg.
+$(FIXTURES): scripts/make-fixtures.sh
+	scripts/make-fixtures.sh $(dir $@) >/dev/null && touch $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

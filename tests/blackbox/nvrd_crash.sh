@@ -10,7 +10,7 @@ cd "$TEST_DIR"
 
 mapfile -t args < <(fsck_args data 2)
 
-"$BIN/nvrd" --data data --demo-cameras 10 --volume-size 64M 2>crash.log &
+"$BIN/nvrd" --data data --simulate 10 --sim-port 18611 --volume-size 64M 2>crash.log &
 pid=$!
 sleep 4
 kill -KILL "$pid"
@@ -25,7 +25,7 @@ grep -q 'in the index but not on the disks' fsck1 &&
 	{ cat fsck1 >&2; fail "the index points at footage the disks do not hold"; }
 chunks1=$(fsck_chunks fsck1)
 
-expect_exit 0 run2.log "$BIN/nvrd" --data data --seconds 3 --demo-cameras 10 --volume-size 64M
+expect_exit 0 run2.log "$BIN/nvrd" --data data --seconds 3 --simulate 10 --sim-port 18611 --volume-size 64M
 status=$(last_status run2.log)
 [[ $(kv frames_written "$status") -gt 0 ]] || fail "no frames after the crash: $status"
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# nvrd_fsck.sh - nvrd records 20 synthetic cameras for 6 s without dropping a
+# nvrd_fsck.sh - nvrd records 20 simulated RTSP cameras for 6 s without losing a
 # frame, nvr-fsck finds its index and volumes in agreement, and after one
 # byte of recorded data is flipped on disk nvr-fsck reports the damaged
 # record and exits 1.
@@ -8,14 +8,15 @@ set -euo pipefail
 . "$(dirname "$0")/lib.bash"
 cd "$TEST_DIR"
 
-expect_exit 0 nvrd.log "$BIN/nvrd" --data data --seconds 6 --demo-cameras 20 --volume-size 256M
-expect_grep 'synthetic demo source' nvrd.log "the demo source is not labelled"
+expect_exit 0 nvrd.log "$BIN/nvrd" --data data --seconds 6 --simulate 20 --sim-port 18613 --volume-size 256M
+expect_grep 'event=camsim_started' nvrd.log "the camera simulator did not start"
 status=$(last_status nvrd.log)
 [[ -n $status ]] || fail "nvrd printed no status line"
 frames=$(kv frames_written "$status")
 dropped=$(kv dropped_frames "$status")
 [[ $frames -gt 0 ]] || fail "no frames written: $status"
 [[ $dropped -eq 0 ]] || fail "frames dropped: $status"
+[[ $(kv frames_lost "$status") -eq 0 ]] || fail "frames lost in ingest: $status"
 
 mapfile -t args < <(fsck_args data 2)
 expect_exit 0 fsck1 "$BIN/nvr-fsck" "${args[@]}"

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$TEST_DIR"
 
 run_nvrd() {
-	expect_exit 0 "$1" "$BIN/nvrd" --data data --seconds 4 --demo-cameras 10 --volume-size 64M
+	expect_exit 0 "$1" "$BIN/nvrd" --data data --seconds 4 --simulate 10 --sim-port 18612 --volume-size 64M
 	local status
 	status=$(last_status "$1")
 	[[ $(kv frames_written "$status") -gt 0 ]] || fail "no frames written: $status"

@@ -21,6 +21,7 @@
 /* ---- Subcommands: fn(argc, argv) with argv[0] the subcommand's name.
  * Return 0 on success or a negative errno (already reported on stderr). */
 int bench_storage_main(int argc, char **argv);
+int bench_ingest_main(int argc, char **argv);   /* bench_ingest.c */
 
 /* ---- Synthetic cameras (bench_synth.c) ---------------------------------- */
 

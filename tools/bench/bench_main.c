@@ -21,6 +21,9 @@ static const struct subcommand subcommands[] = {
 	{ "storage", bench_storage_main,
 	  "record N synthetic cameras through the storage engine; report write rate "
 	  "vs. raw disk, index size, seek latency, memory and a modelled HDD load" },
+	{ "ingest", bench_ingest_main,
+	  "record N simulated RTSP cameras with nvrd; CPU and memory per camera "
+	  "against one ffmpeg -c copy process per camera on the same streams" },
 };
 
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))
