@@ -136,7 +136,7 @@ static void csv_header_field(struct csv_state *st, const char *s, size_t len)
 {
 	int f = reg_field_find(s, len);
 	if (f < 0) {
-		csv_bad(st, "unknown column \"%.*s\"", (int)(len > 40 ? 40 : len), s);
+		csv_bad(st, "unknown column '%.*s'", (int)(len > 40 ? 40 : len), s);
 		return;
 	}
 	if (st->present & REG_BIT(f)) {

@@ -529,7 +529,7 @@ int reg_record_from_json(const json_t *obj, struct camera_record *c, unsigned *p
 	json_object_foreach((json_t *)obj, key, v) {
 		int f = reg_field_find(key, strlen(key));
 		if (f < 0)
-			return fail_msg(err, errsz, "unknown key \"%.40s\"", key);
+			return fail_msg(err, errsz, "unknown key '%.40s'", key);
 		int rc = field_from_json(f, v, c, err, errsz);
 		if (rc)
 			return rc;
