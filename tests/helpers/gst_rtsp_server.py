@@ -77,7 +77,7 @@ def remux(codec, path, fps, tmpdir):
 
 def make_auth(user, password):
     auth = GstRtspServer.RTSPAuth()
-    token = GstRtspServer.RTSPToken.new_empty()
+    token = GstRtspServer.RTSPToken()
     token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, ROLE)
     auth.add_digest(user, password, token)
     auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
