@@ -57,11 +57,14 @@
  * condition variable is broadcast whenever the queue changes, a source is
  * released by its worker or told to stop; workers sleeping for pacing wait
  * on it too, so a stop wakes them at once. The interrupt callback reads
- * only two atomics of its source.
+ * only two atomics of its source. avsource_remove() returns once the
+ * worker holding the source has let go of it: at once through the
+ * interrupt callback, except during a host name lookup, which libavformat
+ * cannot interrupt. avsource_pool_stop() must not race other calls.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -842,17 +845,17 @@ int avsource_pool_start(const struct ingest_config *cfg, struct avsource_pool **
 	avs_config_defaults(&p->cfg);
 	p->rng = (uint64_t)nvr_now_us() * 0x9E3779B97F4A7C15ull | 1;
 	p->threads = calloc(p->cfg.av_threads, sizeof *p->threads);
-	pthread_condattr_t ca;
-	int err = p->threads ? 0 : -ENOMEM;
-	if (err) {
+	if (!p->threads) {
 		free(p);
-		return err;
+		return -ENOMEM;
 	}
-	pthread_mutex_init(&p->lock, NULL);
+	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&p->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_mutex_init(&p->lock, NULL);
+	int err = 0;
 	uint32_t i;
 	for (i = 0; i < p->cfg.av_threads; i++) {
 		err = -pthread_create(&p->threads[i], NULL, avs_worker, p);
