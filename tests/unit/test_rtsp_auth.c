@@ -120,8 +120,8 @@ Test(rtsp_auth, refuses_bad_or_unsupported_challenges)
 		"Digest realm=\"r\", nonce=\"n\", qop=\"auth-int\"",
 		"Digest realm=\"r, nonce=\"n\"",                         /* unterminated */
 		"Digest realm=\"r\" nonce=\"n\"",                         /* no comma */
-		"Digest realm=\"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
-		"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\", nonce=\"n\"",
+		("Digest realm=\"rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr"
+		 "rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrr\", nonce=\"n\""),
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&ch, 0x5a, sizeof ch);
@@ -218,10 +218,10 @@ Test(rtsp_auth, check_refuses_tampered_response)
 	cr_assert(rtsp_auth_check(out, (size_t)n, "cam", "abc", "u", "p", "PLAY", false));
 	/* qop without nc or cnonce, other algorithms, garbage: refused */
 	const char *bad[] = {
-		"Digest username=\"u\", realm=\"cam\", nonce=\"abc\", uri=\"/x\", "
-		"response=\"00000000000000000000000000000000\", qop=auth",
-		"Digest username=\"u\", realm=\"cam\", nonce=\"abc\", uri=\"/x\", "
-		"response=\"00000000000000000000000000000000\", algorithm=SHA-256",
+		("Digest username=\"u\", realm=\"cam\", nonce=\"abc\", uri=\"/x\", "
+		 "response=\"00000000000000000000000000000000\", qop=auth"),
+		("Digest username=\"u\", realm=\"cam\", nonce=\"abc\", uri=\"/x\", "
+		 "response=\"00000000000000000000000000000000\", algorithm=SHA-256"),
 		"Digest username=\"u\"",
 		"Bearer abc",
 		"",
