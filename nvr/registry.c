@@ -318,7 +318,7 @@ static int remove_absent(struct registry *r, MDB_txn *txn, const struct reg_entr
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		uint32_t id = id_of(&k);
-		if (bsearch(&id, e, n, sizeof *e, cmp_entry_id))
+		if (n && bsearch(&id, e, n, sizeof *e, cmp_entry_id))
 			continue;
 		if ((rc = mdb_cursor_del(cur, 0)))
 			break;

@@ -57,6 +57,10 @@ extern const struct reg_field reg_fields[REG_NFIELDS];
 /* How stored values and JSON exports are printed (see the top comment). */
 #define REG_JSON_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(10))
 
+/* Copies at most 40 bytes of an unknown column or key name into dst for an
+ * error message, with control characters and '"' shown as '?'. */
+void reg_safe_name(char *dst, size_t dstsz, const char *s, size_t len);
+
 /* Index of the field called name[0..len), or -1. */
 int reg_field_find(const char *name, size_t len);
 

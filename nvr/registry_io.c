@@ -92,6 +92,8 @@ static int cmp_id_line(const void *a, const void *b)
 static int sort_and_check_ids(struct batch *b, struct registry_import_result *res)
 {
 	int rc = 0;
+	if (b->n < 2)
+		return 0;
 	qsort(b->e, b->n, sizeof *b->e, cmp_id_line);
 	for (size_t i = 1; i < b->n; i++) {
 		if (b->e[i].id != b->e[i - 1].id)
@@ -136,7 +138,9 @@ static void csv_header_field(struct csv_state *st, const char *s, size_t len)
 {
 	int f = reg_field_find(s, len);
 	if (f < 0) {
-		csv_bad(st, "unknown column '%.*s'", (int)(len > 40 ? 40 : len), s);
+		char shown[48];
+		reg_safe_name(shown, sizeof shown, s, len);
+		csv_bad(st, "unknown column '%s'", shown);
 		return;
 	}
 	if (st->present & REG_BIT(f)) {

@@ -88,6 +88,20 @@ static double ccoord_of(const struct camera_record *c, int f)
 	return *(const double *)((const char *)c + reg_fields[f].off);
 }
 
+void reg_safe_name(char *dst, size_t dstsz, const char *s, size_t len)
+{
+	size_t n = len < 40 ? len : 40;
+	if (!dstsz)
+		return;
+	if (n > dstsz - 1)
+		n = dstsz - 1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		dst[i] = (ch < 0x20 || ch == 0x7f || ch == '"') ? '?' : (char)ch;
+	}
+	dst[n] = '\0';
+}
+
 int reg_field_find(const char *name, size_t len)
 {
 	for (int f = 0; f < REG_NFIELDS; f++)
@@ -153,6 +167,11 @@ static int check_text(const struct camera_record *c, int f, char *err, size_t er
 		return fail_msg(err, errsz, "%s is longer than %zu bytes", reg_fields[f].name, size - 1);
 	if (has_control(s, len))
 		return fail_msg(err, errsz, "%s has a control character", reg_fields[f].name);
+	bool ascii = true;
+	for (size_t i = 0; i < len && ascii; i++)
+		ascii = (unsigned char)s[i] < 0x80;
+	if (ascii)
+		return 0;
 	json_t *j = json_stringn(s, len);
 	if (!j)
 		return fail_msg(err, errsz, "%s is not valid UTF-8", reg_fields[f].name);
@@ -528,8 +547,11 @@ int reg_record_from_json(const json_t *obj, struct camera_record *c, unsigned *p
 	json_t *v;
 	json_object_foreach((json_t *)obj, key, v) {
 		int f = reg_field_find(key, strlen(key));
-		if (f < 0)
-			return fail_msg(err, errsz, "unknown key '%.40s'", key);
+		if (f < 0) {
+			char shown[48];
+			reg_safe_name(shown, sizeof shown, key, strlen(key));
+			return fail_msg(err, errsz, "unknown key '%s'", shown);
+		}
 		int rc = field_from_json(f, v, c, err, errsz);
 		if (rc)
 			return rc;

@@ -460,6 +460,7 @@ Test(csv, header_and_syntax_errors)
 	static const struct { const char *csv; int line; const char *msg; } cases[] = {
 		{ "id,name,main_url,colour\n1,A,rtsp://h/a,red\n", 1, "unknown column" },
 		{ "\n\nid,name\n1,A\n", 3, "main_url" },
+		{ "id,name,main_url,\"co\nl\"\"s\"\n", 1, "unknown column 'co?l?s'" },
 		{ "id,name,main_url,name\n", 1, "twice" },
 		{ "", 1, "no header" },
 		{ "id,name,main_url\n1,A,rtsp://h/a\n2,B\n", 3, "fields" },
