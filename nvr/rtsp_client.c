@@ -874,8 +874,10 @@ static int on_keepalive(struct session *s, const struct rtsp_msg *m)
 
 static int on_response(struct session *s, const struct rtsp_msg *m)
 {
-	if (m->cseq != s->wait_cseq)
-		return 0;                     /* a late reply to an earlier keep-alive */
+	/* A reply without CSeq (some cameras) answers the request awaited; one
+	 * with another CSeq is a late reply to an earlier keep-alive. */
+	if (s->wait_cseq < 0 || (m->cseq >= 0 && m->cseq != s->wait_cseq))
+		return 0;
 	enum req r = s->wait_req;
 	s->wait_cseq = -1;
 	if (r != REQ_KEEPALIVE && r != REQ_TEARDOWN)
@@ -913,13 +915,14 @@ static void rate_add(struct session *s, uint32_t bytes)
 }
 
 /* Frames and bytes per second over the last RATE_SECONDS whole seconds
- * (fewer right after the stream started). */
+ * (fewer right after the stream started: the second it started in is
+ * partial and left out; 0 until one whole second has passed). */
 static void rate_get(const struct session *s, int64_t now, double *fps, double *kbps)
 {
 	*fps = *kbps = 0;
-	if (!s->streaming_since_ms)
+	if (!s->streaming_since_ms || s->phase != PH_STREAMING)
 		return;
-	int64_t sec = now / 1000, span = sec - s->streaming_since_ms / 1000;
+	int64_t sec = now / 1000, span = sec - (s->streaming_since_ms / 1000 + 1);
 	if (span > RATE_SECONDS)
 		span = RATE_SECONDS;
 	if (span <= 0)

@@ -43,6 +43,7 @@ struct fake {
 	bool digest;
 	bool udp;
 	int frames;
+	int pace_ms;                 /* between frames [5] */
 	int lfd;
 	uint16_t port;
 	pthread_t th;
@@ -204,7 +205,7 @@ static int stream_frames(struct fake *f, struct media_out *o)
 			return -1;
 		if (n == 0 && send_sr(o, ts))
 			return -1;
-		struct timespec d = { 0, 5 * 1000000 };
+		struct timespec d = { 0, (f->pace_ms ? f->pace_ms : 5) * 1000000L };
 		nanosleep(&d, NULL);
 	}
 	return 0;
@@ -617,6 +618,34 @@ Test(rtsp_client, refuses_bad_records)
 	cr_assert_eq(ingest_remove(r.in, 4), -ENOENT);
 	struct ingest_camera_status st;
 	cr_assert_eq(ingest_status(r.in, 4, &st), -ENOENT);
+	rig_stop(&r);
+	rig_fini(&r);
+}
+
+static bool three_seconds(const struct ingest_camera_status *st)
+{
+	return st->frames >= 75;
+}
+
+/* A camera paced at 25 fps: the status reports ~25 fps and the bitrate
+ * of its frames over the last whole seconds. */
+Test(rtsp_client, status_rates, .timeout = 30)
+{
+	struct rig r = { .fake = { .mode = FAKE_OK, .frames = 100, .pace_ms = 40 } };
+	rig_start(&r, 2000);
+	struct camera_record c = camera(&r, 21, NULL);
+	cr_assert_eq(ingest_add(r.in, &c), 0);
+	struct ingest_camera_status st = wait_status(&r, 21, 6000, three_seconds);
+	cr_assert_eq(st.state, INGEST_STREAMING);
+	cr_assert(st.fps > 20 && st.fps < 28, "fps %.2f", st.fps);
+	/* frames 25..75 average about 1.9 KB: ~380 kbit/s at 25 fps */
+	static uint8_t buf[BIG_SIZE + 64];
+	double bytes = 0;
+	for (int n = 25; n < 75; n++)
+		bytes += (double)expected_frame(n, buf);
+	double want = bytes / 50 * 25 * 8 / 1000;
+	cr_assert(st.bitrate_kbps > want * 0.7 && st.bitrate_kbps < want * 1.3,
+	          "bitrate %.1f kbit/s, expected about %.1f", st.bitrate_kbps, want);
 	rig_stop(&r);
 	rig_fini(&r);
 }
