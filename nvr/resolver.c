@@ -1,7 +1,7 @@
 /*
  * resolver.c - one thread running getaddrinfo() for the event loops (see
- * resolver.h). Requests wait in a FIFO; the first TCP address of a name
- * wins. Results travel back as loop commands, so the loop that asked sees
+ * resolver.h). Requests wait in a FIFO; a name gets up to
+ * RESOLVER_MAX_ADDRS TCP addresses, in getaddrinfo's order. Results travel back as loop commands, so the loop that asked sees
  * them on its own thread.
  */
 #include <errno.h>
@@ -52,13 +52,14 @@ static void resolve(struct resolver_req *req)
 		req->err = gai_errno(rc);
 		return;
 	}
-	if (!res || res->ai_addrlen > sizeof req->addr) {
-		req->err = -ENOENT;
-	} else {
-		memcpy(&req->addr, res->ai_addr, res->ai_addrlen);
-		req->addrlen = res->ai_addrlen;
-		req->err = 0;
+	req->count = 0;
+	for (struct addrinfo *ai = res; ai && req->count < RESOLVER_MAX_ADDRS; ai = ai->ai_next) {
+		if (ai->ai_addrlen > sizeof req->addr[0])
+			continue;
+		memcpy(&req->addr[req->count], ai->ai_addr, ai->ai_addrlen);
+		req->addrlen[req->count++] = ai->ai_addrlen;
 	}
+	req->err = req->count ? 0 : -ENOENT;
 	freeaddrinfo(res);
 }
 
@@ -107,7 +108,7 @@ void resolver_submit(struct resolver *r, struct resolver_req *req)
 {
 	req->next = NULL;
 	req->err = 0;
-	req->addrlen = 0;
+	req->count = 0;
 	pthread_mutex_lock(&r->mu);
 	if (r->cancelled) {
 		pthread_mutex_unlock(&r->mu);

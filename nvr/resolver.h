@@ -14,6 +14,8 @@
 
 #include "loop.h"
 
+#define RESOLVER_MAX_ADDRS 4
+
 struct resolver;
 
 struct resolver_req {
@@ -21,10 +23,12 @@ struct resolver_req {
 	struct loop *loop;
 	char host[256];
 	int port;
-	/* result */
+	/* result: the addresses in getaddrinfo's order (RFC 6724), for the
+	 * caller to try one after the other */
 	int err;                        /* 0, -ENOENT (no address), -ECANCELED, ... */
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
+	int count;
+	struct sockaddr_storage addr[RESOLVER_MAX_ADDRS];
+	socklen_t addrlen[RESOLVER_MAX_ADDRS];
 	struct resolver_req *next;      /* resolver's queue */
 };
 

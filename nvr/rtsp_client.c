@@ -147,6 +147,12 @@ struct udp_port {
 	size_t cap;
 };
 
+/* A name being resolved; after success, the session's address list. */
+struct resolve_job {
+	struct resolver_req req;
+	struct session *s;
+};
+
 struct rate_bucket {
 	int64_t sec;
 	uint32_t frames;
@@ -176,6 +182,8 @@ struct session {
 	unsigned ops;                  /* 1 << kind for each op in flight */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
+	struct resolve_job *names;     /* a name's addresses, tried in order */
+	int name_next;
 	uint8_t *rx;
 	uint32_t rx_len, rx_cap, rx_peak;
 	uint32_t rx_cap_max;           /* largest the buffer has been (logged) */
@@ -511,6 +519,8 @@ static void release_connection(struct session *s)
 	}
 	free(s->auth);
 	s->auth = NULL;
+	free(s->names);
+	s->names = NULL;
 	free(s->session_id);
 	free(s->setup_url);
 	free(s->play_url);
@@ -1331,10 +1341,17 @@ static bool numeric_host(struct session *s)
 	return false;
 }
 
-struct resolve_job {
-	struct resolver_req req;
-	struct session *s;
-};
+/* Takes the next address of a resolved name; false when none is left. */
+static bool next_address(struct session *s)
+{
+	const struct resolver_req *r = s->names ? &s->names->req : NULL;
+	if (!r || s->name_next >= r->count)
+		return false;
+	memcpy(&s->peer, &r->addr[s->name_next], r->addrlen[s->name_next]);
+	s->peerlen = r->addrlen[s->name_next];
+	s->name_next++;
+	return true;
+}
 
 static void on_resolved(struct loop *l, struct loop_cmd *c)
 {
@@ -1342,16 +1359,18 @@ static void on_resolved(struct loop *l, struct loop_cmd *c)
 	struct resolve_job *job = container_of(c, struct resolve_job, req.cmd);
 	struct session *s = job->s;
 	s->resolving = false;
-	if (s->phase == PH_RESOLVING) {
-		if (job->req.err) {
-			fail(s, "resolve %s: %s", s->url.host, strerror(-job->req.err));
-		} else {
-			memcpy(&s->peer, &job->req.addr, job->req.addrlen);
-			s->peerlen = job->req.addrlen;
-			do_connect(s);
-		}
+	if (s->phase != PH_RESOLVING) {
+		free(job);
+	} else if (job->req.err) {
+		fail(s, "resolve %s: %s", s->url.host,
+		     job->req.err == -ENOENT ? "no such host" : strerror(-job->req.err));
+		free(job);
+	} else {
+		s->names = job;         /* freed with the connection */
+		s->name_next = 0;
+		next_address(s);
+		do_connect(s);
 	}
-	free(job);
 	settle(s);
 }
 
@@ -1413,7 +1432,11 @@ static void on_connect(struct loop *l, uint32_t id, int res, uint32_t flags)
 		return;
 	if (s->phase == PH_CONNECTING) {
 		loop_timer_cancel(l, &s->t_io);
-		if (res < 0) {
+		if (res < 0 && res != -ECANCELED && next_address(s)) {
+			close(s->fd);           /* a name's next address */
+			s->fd = -1;
+			do_connect(s);
+		} else if (res < 0) {
 			connect_fail(s, res);
 		} else if (arm_recv(s) == 0) {
 			s->phase = PH_OPTIONS;

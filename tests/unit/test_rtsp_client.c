@@ -627,13 +627,15 @@ static bool three_seconds(const struct ingest_camera_status *st)
 	return st->frames >= 75;
 }
 
-/* A camera paced at 25 fps: the status reports ~25 fps and the bitrate
- * of its frames over the last whole seconds. */
+/* A camera paced at 25 fps, addressed by name: the status reports ~25 fps
+ * and the bitrate of its frames over the last whole seconds. */
 Test(rtsp_client, status_rates, .timeout = 30)
 {
 	struct rig r = { .fake = { .mode = FAKE_OK, .frames = 100, .pace_ms = 40 } };
 	rig_start(&r, 2000);
 	struct camera_record c = camera(&r, 21, NULL);
+	/* by name: the resolver thread, then its addresses in turn */
+	snprintf(c.main_url, sizeof c.main_url, "rtsp://localhost:%u/cam", r.fake.port);
 	cr_assert_eq(ingest_add(r.in, &c), 0);
 	struct ingest_camera_status st = wait_status(&r, 21, 6000, three_seconds);
 	cr_assert_eq(st.state, INGEST_STREAMING);
@@ -646,6 +648,28 @@ Test(rtsp_client, status_rates, .timeout = 30)
 	double want = bytes / 50 * 25 * 8 / 1000;
 	cr_assert(st.bitrate_kbps > want * 0.7 && st.bitrate_kbps < want * 1.3,
 	          "bitrate %.1f kbit/s, expected about %.1f", st.bitrate_kbps, want);
+	rig_stop(&r);
+	rig_fini(&r);
+}
+
+/* A name that does not resolve: the session fails with the resolver's
+ * error, backs off and tries again; nothing else is disturbed. */
+Test(rtsp_client, unknown_host_fails_and_retries, .timeout = 30)
+{
+	struct rig r = { .fake = { .mode = FAKE_OK } };
+	rig_start(&r, 1000);
+	struct camera_record c = camera(&r, 31, NULL);
+	snprintf(c.main_url, sizeof c.main_url, "rtsp://nvr-test-host.invalid/cam");
+	cr_assert_eq(ingest_add(r.in, &c), 0);
+	struct ingest_camera_status st = wait_status(&r, 31, 5000, failed_once);
+	cr_assert(strstr(st.last_error, "resolve nvr-test-host.invalid: no such host"), "last_error \"%s\"",
+	          st.last_error);
+	for (int t = 0; t < 3000 && st.reconnects < 1; t += 20) {
+		sleep_ms(20);
+		cr_assert_eq(ingest_status(r.in, 31, &st), 0);
+	}
+	cr_assert_geq(st.reconnects, 1);
+	cr_assert_eq(atomic_load(&r.fake.connections), 0);
 	rig_stop(&r);
 	rig_fini(&r);
 }
