@@ -213,7 +213,6 @@ struct session {
 	uint32_t ssrc;
 	struct depack *dp;
 	struct fclock clk;
-	bool clk_ready;
 	bool have_pkt;
 	uint32_t pkt_ts, prev_pkt_ts;
 	int64_t pkt_first_us, prev_first_us;

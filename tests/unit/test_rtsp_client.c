@@ -44,6 +44,8 @@ struct fake {
 	bool udp;
 	int frames;
 	int pace_ms;                 /* between frames [5] */
+	int timeout_s;               /* Session timeout [60] */
+	bool no_get_parameter;       /* Public does not list GET_PARAMETER */
 	int lfd;
 	uint16_t port;
 	pthread_t th;
@@ -52,6 +54,8 @@ struct fake {
 	atomic_int plays;
 	atomic_int teardowns;
 	atomic_int eofs;             /* connections the client closed */
+	atomic_int get_parameters;   /* GET_PARAMETER requests */
+	atomic_int options_after_play;
 	char setup_uri[256];
 	char teardown_session[64];
 };
@@ -250,8 +254,13 @@ static int serve_request(struct fake *f, struct media_out *o, const struct rtsp_
 		return reply(o->fd, m->cseq, "401 Unauthorized",
 		             "WWW-Authenticate: Basic realm=\"" REALM "\"\r\n"
 		             "WWW-Authenticate: Digest realm=\"" REALM "\", nonce=\"" NONCE "\"\r\n", "");
+	if (!strcmp(method, "GET_PARAMETER"))
+		atomic_fetch_add(&f->get_parameters, 1);
+	if (!strcmp(method, "OPTIONS") && atomic_load(&f->plays))
+		atomic_fetch_add(&f->options_after_play, 1);
 	if (!strcmp(method, "OPTIONS") || !strcmp(method, "GET_PARAMETER"))
-		return reply(o->fd, m->cseq, "200 OK",
+		return reply(o->fd, m->cseq, "200 OK", f->no_get_parameter ?
+		             "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n" :
 		             "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER\r\n", "");
 	if (!strcmp(method, "DESCRIBE")) {
 		if (f->mode == FAKE_SILENT_DESCRIBE)
@@ -266,15 +275,17 @@ static int serve_request(struct fake *f, struct media_out *o, const struct rtsp_
 	}
 	if (!strcmp(method, "SETUP")) {
 		copy_str(&m->uri, f->setup_uri, sizeof f->setup_uri);
-		char tr[160];
+		char tr[200];
+		int timeout = f->timeout_s ? f->timeout_s : 60;
 		if (f->udp) {
 			if (client_ports(m, o))
 				return reply(o->fd, m->cseq, "461 Unsupported Transport", "", "");
 			snprintf(tr, sizeof tr, "Transport: RTP/AVP;unicast;client_port=%u-%u;server_port=7000-7001\r\n"
-			         "Session: " SESSION ";timeout=60\r\n", ntohs(o->rtp.sin_port), ntohs(o->rtcp.sin_port));
+			         "Session: " SESSION ";timeout=%d\r\n", ntohs(o->rtp.sin_port), ntohs(o->rtcp.sin_port),
+			         timeout);
 		} else {
 			snprintf(tr, sizeof tr, "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n"
-			         "Session: " SESSION ";timeout=60\r\n");
+			         "Session: " SESSION ";timeout=%d\r\n", timeout);
 		}
 		return reply(o->fd, m->cseq, "200 OK", tr, "");
 	}
@@ -627,11 +638,12 @@ static bool three_seconds(const struct ingest_camera_status *st)
 	return st->frames >= 75;
 }
 
-/* A camera paced at 25 fps, addressed by name: the status reports ~25 fps
- * and the bitrate of its frames over the last whole seconds. */
+/* A camera paced at 25 fps, addressed by name, with a 2 s session
+ * timeout: the status reports ~25 fps and the bitrate of its frames over
+ * the last whole seconds, and GET_PARAMETER keeps the session alive. */
 Test(rtsp_client, status_rates, .timeout = 30)
 {
-	struct rig r = { .fake = { .mode = FAKE_OK, .frames = 100, .pace_ms = 40 } };
+	struct rig r = { .fake = { .mode = FAKE_OK, .frames = 100, .pace_ms = 40, .timeout_s = 2 } };
 	rig_start(&r, 2000);
 	struct camera_record c = camera(&r, 21, NULL);
 	/* by name: the resolver thread, then its addresses in turn */
@@ -648,6 +660,13 @@ Test(rtsp_client, status_rates, .timeout = 30)
 	double want = bytes / 50 * 25 * 8 / 1000;
 	cr_assert(st.bitrate_kbps > want * 0.7 && st.bitrate_kbps < want * 1.3,
 	          "bitrate %.1f kbit/s, expected about %.1f", st.bitrate_kbps, want);
+	/* session timeout 2 s: a GET_PARAMETER every second (the server reads
+	 * them once its 4 s of frames are out) */
+	for (int t = 0; t < 3000 && atomic_load(&r.fake.get_parameters) < 3; t += 20)
+		sleep_ms(20);
+	int ka = atomic_load(&r.fake.get_parameters);
+	cr_assert(ka >= 3 && ka <= 5, "%d keep-alives in ~4 s", ka);
+	cr_assert_eq(atomic_load(&r.fake.options_after_play), 0);
 	rig_stop(&r);
 	rig_fini(&r);
 }
@@ -670,6 +689,22 @@ Test(rtsp_client, unknown_host_fails_and_retries, .timeout = 30)
 	}
 	cr_assert_geq(st.reconnects, 1);
 	cr_assert_eq(atomic_load(&r.fake.connections), 0);
+	rig_stop(&r);
+	rig_fini(&r);
+}
+
+/* A server that does not list GET_PARAMETER gets OPTIONS as keep-alive. */
+Test(rtsp_client, keepalive_falls_back_to_options, .timeout = 30)
+{
+	struct rig r = { .fake = { .mode = FAKE_OK, .frames = 60, .pace_ms = 40, .timeout_s = 2,
+	                           .no_get_parameter = true } };
+	rig_start(&r, 2000);
+	struct camera_record c = camera(&r, 41, NULL);
+	cr_assert_eq(ingest_add(r.in, &c), 0);
+	for (int t = 0; t < 5000 && atomic_load(&r.fake.options_after_play) < 2; t += 20)
+		sleep_ms(20);
+	cr_assert_geq(atomic_load(&r.fake.options_after_play), 2);
+	cr_assert_eq(atomic_load(&r.fake.get_parameters), 0);
 	rig_stop(&r);
 	rig_fini(&r);
 }
