@@ -11,7 +11,8 @@
 # access unit by access unit (tests/helpers/annexb_au.py: same count, same
 # bytes, key flags, increasing times within the run, 25 fps spacing) and
 # ffprobe -count_frames must find the right codec, size and frame count in
-# the dump. The wrong-password camera must fail with "credentials refused"
+# the dump; a time window given in microseconds and in ISO 8601 selects the
+# same frames of the list. The wrong-password camera must fail with "credentials refused"
 # and record nothing, while the others lose nothing; no password may appear
 # in the daemon's log.
 #
@@ -134,6 +135,18 @@ for c in "${cams[@]}"; do
 		fail "camera $id ($codec/$tr/$auth): ffprobe says '$probe', expected ${PROBE_NAME[$codec]},${SIZE/x/,},$want"
 	results+=("camera $id $codec/$tr/$auth: $(cat "compare-$id.txt")")
 done
+
+# Time windows: from frame 50 (a key frame) to frame 100, given in
+# microseconds and in ISO 8601; the dump starts at that key frame.
+t50=$(sed -n 51p rec-1.txt | cut -d' ' -f1)
+t100=$(sed -n 101p rec-1.txt | cut -d' ' -f1)
+iso50=$(date -u -d "@$((t50 / 1000000))" +%Y-%m-%dT%H:%M:%S).$(printf %06d $((t50 % 1000000)))Z
+expect_exit 0 window-us.log "$BIN/nvrctl" frames --data data --camera 1 --from "$t50" --to "$t100" \
+	--list window-us.txt
+expect_exit 0 window-iso.log "$BIN/nvrctl" frames --data data --camera 1 --from "$iso50" --list window-iso.txt
+[[ $(wc -l <window-us.txt) -eq 50 ]] || fail "frames 50..99 by time: $(wc -l <window-us.txt) frames"
+sed -n '51,100p' rec-1.txt | cmp -s - window-us.txt || fail "time window (us) lists other frames"
+sed -n '51,$p' rec-1.txt | cmp -s - window-iso.txt || fail "time window (ISO 8601) lists other frames"
 
 expect_exit 0 frames-9.log "$BIN/nvrctl" frames --data data --camera 9 --out rec-9 --list rec-9.txt
 [[ ! -s rec-9.txt ]] || fail "the camera with the wrong password recorded frames"
