@@ -96,7 +96,8 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(STORAGE_SRC) $(NVR_SRC)
 
 fuzz-run: fuzz
 	for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$n || exit 1; done
+	  seeds=; [ -d tests/fuzz/seeds/$$n ] && seeds=tests/fuzz/seeds/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$n $$seeds || exit 1; done
 
 deps:
 	scripts/install-deps.sh
