@@ -467,6 +467,7 @@ Test(csv, header_and_syntax_errors)
 		{ "id,name,main_url\n1,A,rtsp://h/a,extra\n", 2, "more fields" },
 		{ "id,name,main_url\n1,A,rtsp://h/a\n2,B\"q,rtsp://h/b\n", 3, "quot" },
 		{ "id,name,main_url\n1,A,rtsp://h/a\n2,\"B\nb,rtsp://h/b\n", 3, "not closed" },
+		{ "id,name,main_url\n1,A,rtsp://h/a\n\n2,\"B\nb\"x,rtsp://h/b\n", 4, "quot" },
 		{ "id,name,main_url\n1,A,rtsp://h/a\nx2,B,rtsp://h/b\n", 3, "id" },
 		{ "id,name,main_url,latitude,longitude\n1,A,rtsp://h/a,0x10,1\n", 2, "latitude" },
 		{ "id,name,main_url,enabled\n1,A,rtsp://h/a,maybe\n", 2, "enabled" },
