@@ -24,10 +24,39 @@ struct env {
 	struct registry *r;
 };
 
+/* Directories this test made; removed by the suite's fini even when an
+ * assertion ended the test early. */
+static char made_dirs[4][64];
+static int n_made;
+
+static void rm_dir(const char *dir)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static void env_cleanup(void)
+{
+	for (int i = 0; i < n_made; i++)
+		rm_dir(made_dirs[i]);
+	n_made = 0;
+}
+
+TestSuite(store, .fini = env_cleanup);
+TestSuite(csv, .fini = env_cleanup);
+TestSuite(json, .fini = env_cleanup);
+TestSuite(apply, .fini = env_cleanup);
+TestSuite(export, .fini = env_cleanup);
+TestSuite(import, .fini = env_cleanup);
+
 static void env_open(struct env *e)
 {
 	snprintf(e->dir, sizeof e->dir, "/tmp/nvrreg.XXXXXX");
 	cr_assert(mkdtemp(e->dir), "mkdtemp");
+	cr_assert(n_made < 4);
+	snprintf(made_dirs[n_made++], sizeof made_dirs[0], "%s", e->dir);
 	char path[128];
 	snprintf(path, sizeof path, "%s/registry", e->dir);
 	cr_assert_eq(registry_open(path, &e->r), 0);
@@ -36,9 +65,7 @@ static void env_open(struct env *e)
 static void env_close(struct env *e)
 {
 	registry_close(e->r);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-	cr_assert_eq(system(cmd), 0);
+	e->r = NULL;
 }
 
 static void rec_init(struct camera_record *c, uint32_t id)
