@@ -45,6 +45,9 @@ struct camera_record {
 	bool enabled;
 };
 
+/* The CSV columns and JSON keys, in export order; NULL-terminated. */
+extern const char *const registry_csv_columns[];
+
 struct registry;
 
 /* Opens (creating) the registry environment in directory `dir`. */
