@@ -13,7 +13,7 @@ BUILD   ?= build
 PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
-NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP \
+NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr \
            $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs criterion)

@@ -55,18 +55,26 @@ struct depack {
 	void *user;
 	struct depack_stats stats;
 	/* private */
-	uint8_t *buf;
-	size_t len, cap;
-	uint8_t params[4096];     /* Annex B VPS/SPS/PPS last seen */
+	uint8_t *buf;              /* sizeof params bytes of room, then the frame */
+	size_t len, cap;           /* frame bytes after the room; allocated bytes */
+	uint8_t params[4096];      /* Annex B VPS/SPS/PPS last seen, in that order */
 	size_t params_len;
+	uint16_t ps_off[3], ps_len[3];   /* each kind's NAL units inside params */
+	struct depack_ps_ref {
+		uint8_t kind;           /* 0 VPS, 1 SPS, 2 PPS */
+		uint32_t off, len;      /* NAL unit (without start code) in the frame */
+	} frame_ps[8];             /* parameter sets of the frame being assembled */
+	uint8_t frame_ps_count;
+	uint8_t cur_ps_mask;       /* kinds of parameter set in the frame */
 	bool have_seq;
 	uint16_t next_seq;
-	bool have_ts;
+	bool have_ts;              /* a frame (possibly broken) is open */
 	uint32_t cur_ts;
-	bool cur_key, cur_has_params, cur_broken;
+	bool cur_key, cur_vcl, cur_broken;
 	bool in_fu;
-	bool waiting_for_key;     /* after loss, until the next key frame */
-	uint32_t lost_ts;         /* timestamp of the last frame counted lost */
+	uint8_t fu_type;
+	bool waiting_for_key;      /* after loss, until the next key frame */
+	uint32_t lost_ts;          /* timestamp of the last frame counted lost */
 	bool lost_ts_valid;
 };
 
