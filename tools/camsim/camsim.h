@@ -43,6 +43,10 @@
 #define CS_STALL_AFTER_US 5000000LL /* stall fault starts this long after PLAY */
 #define CS_FRAMES_PER_TURN 4        /* late frames sent back to back per turn */
 #define CS_MAX_OUT_BYTES 65536      /* queued RTSP responses before we give up */
+/* Send buffer of a TCP connection (the kernel doubles it): a client that
+ * stops reading blocks its session after about this much, instead of
+ * after the several MiB autotuning would allow. */
+#define CS_TCP_SNDBUF (256 * 1024)
 #define CS_TCP_FRAMING 4            /* '$', channel, 16-bit length */
 #define CS_RTP_HEADER 12
 #define CS_RTCP_BYTES 52            /* SR (28) + SDES CNAME (24) */

@@ -186,6 +186,9 @@ static void raise_nofile(void)
 		struct rlimit want = { nr_open, nr_open };
 		if (!setrlimit(RLIMIT_NOFILE, &want))
 			rl = want;
+		else if (geteuid() == 0)
+			nvr_log("warn", "camsim", "event=nofile_hard_limit wanted=%lu error=\"%s\"",
+			        nr_open, strerror(errno));
 	}
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl))

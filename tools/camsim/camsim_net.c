@@ -210,12 +210,17 @@ int cs_listen(struct cs_server *s, const char *addr_port)
 		err = -errno;
 		goto fail;
 	}
+	socklen_t alen = sizeof l->addr;        /* the port chosen for port 0 */
+	if (getsockname(l->tcp.fd, (struct sockaddr *)&l->addr, &alen)) {
+		err = -errno;
+		goto fail;
+	}
 	err = udp_pair(l);
 	if (err)
 		goto fail;
 	s->nlisteners++;
-	nvr_log("info", "camsim", "event=listening addr=%s rtp_port=%u rtcp_port=%u",
-	        addr_port, l->rtp_port, l->rtcp_port);
+	nvr_log("info", "camsim", "event=listening addr=%s:%u rtp_port=%u rtcp_port=%u",
+	        inet_ntoa(l->addr.sin_addr), ntohs(l->addr.sin_port), l->rtp_port, l->rtcp_port);
 	return 0;
 fail:
 	close(l->tcp.fd);
@@ -319,7 +324,7 @@ static void pause_listener(struct cs_server *s, struct cs_listener *l, int err)
 
 static void on_accept(struct cs_server *s, struct cs_listener *l, int64_t now)
 {
-	int one = 1;
+	int one = 1, sndbuf = CS_TCP_SNDBUF;
 	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
 		struct sockaddr_in peer;
 		socklen_t plen = sizeof peer;
@@ -334,6 +339,7 @@ static void on_accept(struct cs_server *s, struct cs_listener *l, int64_t now)
 			return;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 		int err = conn_add(s, fd, (uint16_t)(l - s->listeners), &peer, now);
 		if (err) {
 			close(fd);
