@@ -417,6 +417,9 @@ def main():
     inversions = sum(1 for i in range(1, len(pkts)) if (pkts[i][0] - pkts[i - 1][0]) & 0xFFFF > 0x8000)
     if a.reorder:
         pkts.sort(key=lambda p: (p[0] - seq0) & 0xFFFF)   # no wrap within a test
+        # reading stopped at some instant: the last frame may lack the first
+        # packet of a swapped pair, so it is left out
+        pkts = [p for p in pkts if p[1] != pkts[-1][1]]
     if pkts[0][0] != seq0 or pkts[0][1] != ts0:
         fail(f"first packet seq={pkts[0][0]} ts={pkts[0][1]}, RTP-Info says seq={seq0} rtptime={ts0}")
     for i in range(1, len(pkts)):

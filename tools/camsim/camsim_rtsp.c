@@ -157,7 +157,8 @@ static void send_reply(struct cs_server *s, struct cs_conn *c, const struct repl
 		cs_conn_close(s, c, "reply_too_large");
 		return;
 	}
-	memcpy(buf + n, r->body, r->body_len);
+	if (r->body_len)
+		memcpy(buf + n, r->body, r->body_len);
 	int err = cs_conn_write(s, c, buf, (size_t)n + r->body_len);
 	if (err)
 		cs_conn_close(s, c, err == -ENOBUFS ? "client_not_reading" : "send_error");
@@ -328,8 +329,8 @@ static void do_setup(struct cs_server *s, struct cs_conn *c, const struct rtsp_m
 		r->status = 459;
 		return;
 	}
-	if (c->state == CS_ST_PLAYING) {
-		r->status = 455;
+	if (c->state == CS_ST_PLAYING || (c->flags & CS_F_UNIT)) {
+		r->status = 455;            /* playing, or a frame still half sent */
 		return;
 	}
 	if ((r->status = check_session(c, m, false)))
