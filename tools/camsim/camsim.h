@@ -262,7 +262,7 @@ uint64_t cs_random(struct cs_server *s);
 /* camsim_rtsp.c */
 void cs_rtsp_readable(struct cs_server *s, struct cs_conn *c, int64_t now);
 /* Writes RTSP bytes now or queues them behind a partly sent unit. */
-int cs_conn_write(struct cs_server *s, struct cs_conn *c, const char *buf, size_t len);
+int cs_conn_write(struct cs_conn *c, const char *buf, size_t len);
 /* Writes queued RTSP bytes; 0 when all are out, -EAGAIN, or an error. */
 int cs_conn_flush_out(struct cs_conn *c);
 

@@ -173,8 +173,10 @@ static int setup_faults(struct cs_server *s, const struct options *o)
 static void raise_nofile(void)
 {
 	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl))
+	if (getrlimit(RLIMIT_NOFILE, &rl)) {
+		nvr_log("warn", "camsim", "event=nofile_limit error=\"%s\"", strerror(errno));
 		return;
+	}
 	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
 	unsigned long nr_open = 0;
 	if (f) {
@@ -193,7 +195,8 @@ static void raise_nofile(void)
 	rl.rlim_cur = rl.rlim_max;
 	if (setrlimit(RLIMIT_NOFILE, &rl))
 		nvr_log("warn", "camsim", "event=nofile_limit error=\"%s\"", strerror(errno));
-	getrlimit(RLIMIT_NOFILE, &rl);
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
 	nvr_log("info", "camsim", "event=nofile_limit soft=%lu hard=%lu",
 	        (unsigned long)rl.rlim_cur, (unsigned long)rl.rlim_max);
 }

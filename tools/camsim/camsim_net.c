@@ -139,9 +139,21 @@ static int parse_addr(const char *text, struct sockaddr_in *out)
 	return 0;
 }
 
+/* Socket options that tune rather than decide: a failure is logged the
+ * first time (*logged) and the socket is used as it is. */
+static void tune(int fd, int level, int name, int value, const char *what, bool *logged)
+{
+	if (!setsockopt(fd, level, name, &value, sizeof value) || *logged)
+		return;
+	*logged = true;
+	nvr_log("warn", "camsim", "event=sockopt_failed option=%s error=\"%s\"", what,
+	        strerror(errno));
+}
+
 static int udp_socket(const struct sockaddr_in *addr, uint16_t port, int *fd_out)
 {
-	int one = UDP_SNDBUF;
+	static bool logged;
+	int big = UDP_SNDBUF;
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -154,8 +166,8 @@ static int udp_socket(const struct sockaddr_in *addr, uint16_t port, int *fd_out
 	}
 	/* A big send buffer absorbs bursts of key frames; beyond wmem_max
 	 * only root may go (SO_SNDBUFFORCE). */
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &one, sizeof one))
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &one, sizeof one);
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big))
+		tune(fd, SOL_SOCKET, SO_SNDBUF, big, "SO_SNDBUF", &logged);
 	*fd_out = fd;
 	return 0;
 }
@@ -204,8 +216,8 @@ int cs_listen(struct cs_server *s, const char *addr_port)
 	l->tcp.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (l->tcp.fd < 0)
 		return -errno;
-	setsockopt(l->tcp.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(l->tcp.fd, (struct sockaddr *)&l->addr, sizeof l->addr) ||
+	if (setsockopt(l->tcp.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+	    bind(l->tcp.fd, (struct sockaddr *)&l->addr, sizeof l->addr) ||
 	    listen(l->tcp.fd, 65535)) {
 		err = -errno;
 		goto fail;
@@ -315,7 +327,8 @@ static void pause_listener(struct cs_server *s, struct cs_listener *l, int err)
 {
 	if (l->paused)
 		return;
-	epoll_ctl(s->epfd, EPOLL_CTL_DEL, l->tcp.fd, NULL);
+	if (epoll_ctl(s->epfd, EPOLL_CTL_DEL, l->tcp.fd, NULL))
+		return;                       /* still registered: accept is retried */
 	l->paused = true;
 	nvr_log("warn", "camsim", "event=accept_paused addr=%s:%u connections=%" PRIu32
 	        " error=\"%s\"", inet_ntoa(l->addr.sin_addr), ntohs(l->addr.sin_port),
@@ -324,7 +337,7 @@ static void pause_listener(struct cs_server *s, struct cs_listener *l, int err)
 
 static void on_accept(struct cs_server *s, struct cs_listener *l, int64_t now)
 {
-	int one = 1, sndbuf = CS_TCP_SNDBUF;
+	static bool logged[2];
 	for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
 		struct sockaddr_in peer;
 		socklen_t plen = sizeof peer;
@@ -338,8 +351,8 @@ static void on_accept(struct cs_server *s, struct cs_listener *l, int64_t now)
 				nvr_log("warn", "camsim", "event=accept_error error=\"%s\"", strerror(errno));
 			return;
 		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+		tune(fd, IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY", &logged[0]);
+		tune(fd, SOL_SOCKET, SO_SNDBUF, CS_TCP_SNDBUF, "SO_SNDBUF", &logged[1]);
 		int err = conn_add(s, fd, (uint16_t)(l - s->listeners), &peer, now);
 		if (err) {
 			close(fd);

@@ -105,9 +105,8 @@ int cs_conn_flush_out(struct cs_conn *c)
 	return 0;
 }
 
-int cs_conn_write(struct cs_server *s, struct cs_conn *c, const char *buf, size_t len)
+int cs_conn_write(struct cs_conn *c, const char *buf, size_t len)
 {
-	(void)s;
 	size_t off = 0;
 	bool behind = c->out_off < c->out_len || ((c->flags & CS_F_TCP) && (c->flags & CS_F_UNIT));
 	while (!behind && off < len) {
@@ -159,7 +158,7 @@ static void send_reply(struct cs_server *s, struct cs_conn *c, const struct repl
 	}
 	if (r->body_len)
 		memcpy(buf + n, r->body, r->body_len);
-	int err = cs_conn_write(s, c, buf, (size_t)n + r->body_len);
+	int err = cs_conn_write(c, buf, (size_t)n + r->body_len);
 	if (err)
 		cs_conn_close(s, c, err == -ENOBUFS ? "client_not_reading" : "send_error");
 }
