@@ -86,7 +86,10 @@ int depack_init(struct depack *d, enum stg_codec codec,
 
 /* Feeds one RTP packet (already parsed). Calls on_frame for each frame it
  * completes. Returns 0, or -EBADMSG for a malformed payload (counted; the
- * stream goes on from the next key frame). */
+ * stream goes on from the next key frame), or -ENOMEM when the buffer could
+ * not grow (the frame is counted lost, same recovery). Frames are delivered
+ * from the first one received, key or not; a caller that stores only
+ * decodable footage skips until the first frame with key set. */
 int depack_push(struct depack *d, const struct rtp_packet *pkt);
 
 /* Delivers the frame being assembled if it is whole (end of stream). */

@@ -43,7 +43,10 @@ int rtsp_auth_parse_challenge(const char *value, size_t len,
 /* Writes the value of an Authorization header for one request into out
  * (NUL-terminated). `nc` counts requests made with this nonce (from 1);
  * `cnonce` is any client nonce (used only with qop=auth). Returns the
- * length written, or -ENOSPC if outsz is too small. */
+ * length written, -ENOSPC if outsz is too small, -EINVAL for a challenge
+ * of no scheme, a CR or LF in user/method/uri/cnonce, a ':' in a Basic
+ * user name or a missing cnonce with qop=auth, -ENOMEM if MD5 could not
+ * be set up. */
 int rtsp_auth_header(const struct rtsp_auth_challenge *ch, const char *user,
                      const char *pass, const char *method, const char *uri,
                      uint32_t nc, const char *cnonce, char *out, size_t outsz);

@@ -106,7 +106,8 @@ struct rtsp_url {
 };
 int rtsp_url_parse(const char *url, struct rtsp_url *out);
 
-/* The URL a request goes to, without credentials: "rtsp://host:port/path". */
+/* The URL a request goes to, without credentials: "rtsp://host:port/path"
+ * (an IPv6 host in brackets). Returns 0 or -ENOSPC. */
 int rtsp_url_format(const struct rtsp_url *u, char *out, size_t outsz);
 
 /* Resolves an SDP a=control value against a base URL (Content-Base,

@@ -909,3 +909,31 @@ Test(depack, h265_gap_until_irap)
 	got_free(&got);
 	free(s.p);
 }
+
+Test(depack, lost_frame_split_by_markers_counts_once)
+{
+	/* a camera that sets the marker on every slice: after a gap, the two
+	 * halves of one P frame (one timestamp) are one lost frame */
+	struct gop264 g;
+	struct stream s;
+	struct depack d;
+	struct got got = { 0 };
+	gop264_make(&g);
+	stream_init(&s, STG_CODEC_H264);
+	const struct nal *k[] = { &g.sps, &g.pps, &g.idr1 };
+	pack_frame(&s, k, 3, 100, PACK_AGG, true);
+	int lose = s.n;
+	pack_frame(&s, (const struct nal *[]){ &g.p[0] }, 1, 200, PACK_SINGLE, true);
+	pack_frame(&s, (const struct nal *[]){ &g.p[1] }, 1, 300, PACK_SINGLE, true);
+	pack_frame(&s, (const struct nal *[]){ &g.p[2] }, 1, 300, PACK_SINGLE, true);
+	pack_frame(&s, (const struct nal *[]){ &g.idr2 }, 1, 400, PACK_FU, true);
+	cr_assert_eq(depack_init(&d, STG_CODEC_H264, NULL, 0, on_frame, &got), 0);
+	cr_assert_eq(push_range(&d, &s, 0, s.n, lose), 0);
+	cr_assert_eq(got.n, 2);
+	expect_frame(&got, 0, k, 3, 100, true);
+	expect_frame(&got, 1, (const struct nal *[]){ &g.sps, &g.pps, &g.idr2 }, 3, 400, true);
+	expect_stats(&d, 2, 1, 1, 0);
+	depack_free(&d);
+	got_free(&got);
+	free(s.p);
+}
