@@ -386,6 +386,7 @@ static int send_tcp(struct cs_server *s, struct cs_conn *c, int64_t now)
 	while (n > 0) {
 		iov->iov_base = (uint8_t *)iov->iov_base + skip;
 		iov->iov_len -= skip;
+		skip = 0;
 		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)(n < IOV_MAX ? n : IOV_MAX) };
 		ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (w < 0 && errno == EINTR)
