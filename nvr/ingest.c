@@ -1,0 +1,172 @@
+/*
+ * ingest.c - the ingest front door (ingest.h): starts the RTSP event loops
+ * (rtsp_client.h, one shard per loop thread), the resolver thread they
+ * share and the libavformat worker pool (avsource.h), and routes each
+ * camera: rtsp:// URLs to shard (id modulo loops), everything else to the
+ * pool. This file is the only place that knows both kinds of source.
+ *
+ * Stop order: the resolver stops taking requests first (sessions waiting
+ * for a name get -ECANCELED at once), then every loop tears its sessions
+ * down and ends, then the pool, then the resolver thread is joined.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "avsource.h"
+#include "ingest.h"
+#include "log.h"
+#include "resolver.h"
+#include "rtsp_client.h"
+
+#define MAX_LOOPS 256
+
+struct ingest {
+	struct ingest_config cfg;
+	struct resolver *resolver;
+	struct rtsp_shard **shards;
+	uint32_t nshards;
+	struct avsource_pool *av;
+};
+
+const char *ingest_state_name(enum ingest_state s)
+{
+	switch (s) {
+	case INGEST_IDLE: return "idle";
+	case INGEST_CONNECTING: return "connecting";
+	case INGEST_NEGOTIATING: return "negotiating";
+	case INGEST_STREAMING: return "streaming";
+	case INGEST_BACKOFF: return "backoff";
+	case INGEST_WAITING_WORKER: return "waiting_worker";
+	}
+	return "unknown";
+}
+
+static void config_defaults(struct ingest_config *c)
+{
+	if (!c->loops)
+		c->loops = 1;
+	if (c->loops > MAX_LOOPS)
+		c->loops = MAX_LOOPS;
+	if (!c->av_threads)
+		c->av_threads = 4;
+	if (!c->udp_port_min && !c->udp_port_max) {
+		c->udp_port_min = 50000;
+		c->udp_port_max = 59999;
+	}
+	if (!c->backoff_min_ms)
+		c->backoff_min_ms = 1000;
+	if (!c->backoff_max_ms)
+		c->backoff_max_ms = 60000;
+	if (c->backoff_max_ms < c->backoff_min_ms)
+		c->backoff_max_ms = c->backoff_min_ms;
+	if (!c->timeout_ms)
+		c->timeout_ms = 10000;
+	if (!c->max_clock_skew_ms)
+		c->max_clock_skew_ms = 5000;
+	if (!c->recv_buffer_max)
+		c->recv_buffer_max = 256u << 10;
+}
+
+static bool is_rtsp(const char *url)
+{
+	return !strncasecmp(url, "rtsp://", 7);
+}
+
+static struct rtsp_shard *shard_of(struct ingest *in, uint32_t id)
+{
+	return in->shards[id % in->nshards];
+}
+
+int ingest_start(const struct ingest_config *cfg, struct ingest **out)
+{
+	if (!cfg || !cfg->stg)
+		return -EINVAL;
+	struct ingest *in = calloc(1, sizeof *in);
+	if (!in)
+		return -ENOMEM;
+	in->cfg = *cfg;
+	config_defaults(&in->cfg);
+	if (in->cfg.udp_port_max <= in->cfg.udp_port_min) {
+		free(in);
+		return -EINVAL;
+	}
+	in->shards = calloc(in->cfg.loops, sizeof *in->shards);
+	int err = in->shards ? resolver_start(&in->resolver) : -ENOMEM;
+	for (uint32_t i = 0; !err && i < in->cfg.loops; i++) {
+		err = rtsp_shard_start(&in->cfg, i, in->cfg.loops, in->resolver, &in->shards[i]);
+		if (!err)
+			in->nshards++;
+	}
+	if (!err)
+		err = avsource_pool_start(&in->cfg, &in->av);
+	if (err)
+		goto fail;
+	nvr_log("info", "ingest", "event=ingest_started loops=%u av_threads=%u udp_ports=%u-%u "
+	        "timeout_ms=%u backoff_ms=%u-%u recv_buffer_max=%u", in->cfg.loops,
+	        in->cfg.av_threads, in->cfg.udp_port_min, in->cfg.udp_port_max, in->cfg.timeout_ms,
+	        in->cfg.backoff_min_ms, in->cfg.backoff_max_ms, in->cfg.recv_buffer_max);
+	*out = in;
+	return 0;
+fail:
+	nvr_log("error", "ingest", "event=ingest_start_failed error=\"%s\"", strerror(-err));
+	ingest_stop(in);
+	return err;
+}
+
+int ingest_add(struct ingest *in, const struct camera_record *c)
+{
+	if (!c->enabled || !c->id)
+		return -EINVAL;
+	struct ingest_camera_status st;
+	if (is_rtsp(c->main_url)) {
+		if (avsource_status(in->av, c->id, &st) != -ENOENT)
+			return -EEXIST;
+		return rtsp_shard_add(shard_of(in, c->id), c);
+	}
+	if (rtsp_shard_status(shard_of(in, c->id), c->id, &st) != -ENOENT)
+		return -EEXIST;
+	return avsource_add(in->av, c);
+}
+
+int ingest_remove(struct ingest *in, uint32_t id)
+{
+	int err = rtsp_shard_remove(shard_of(in, id), id);
+	if (err == -ENOENT)
+		err = avsource_remove(in->av, id);
+	return err;
+}
+
+int ingest_status(struct ingest *in, uint32_t id, struct ingest_camera_status *out)
+{
+	int err = rtsp_shard_status(shard_of(in, id), id, out);
+	if (err == -ENOENT)
+		err = avsource_status(in->av, id, out);
+	return err;
+}
+
+void ingest_totals(struct ingest *in, struct ingest_totals *out)
+{
+	struct ingest_totals av;
+	avsource_totals(in->av, &av);      /* fills, does not add */
+	*out = av;
+	for (uint32_t i = 0; i < in->nshards; i++)
+		rtsp_shard_totals(in->shards[i], out);
+}
+
+void ingest_stop(struct ingest *in)
+{
+	if (!in)
+		return;
+	if (in->resolver)
+		resolver_cancel_all(in->resolver);
+	for (uint32_t i = 0; i < in->nshards; i++)
+		rtsp_shard_stop(in->shards[i]);
+	if (in->av)
+		avsource_pool_stop(in->av);
+	resolver_stop(in->resolver);
+	free(in->shards);
+	nvr_log("info", "ingest", "event=ingest_stopped");
+	free(in);
+}
