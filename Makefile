@@ -88,15 +88,26 @@ asan:
 
 # libFuzzer targets: one per parser, linked against a sanitizer build of the library.
 fuzz: $(FUZZ_BINS)
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(STORAGE_SRC) $(NVR_SRC)
+# Library code for the fuzzers, instrumented, in an archive so that each
+# target links only the objects its parser needs.
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(shell pkg-config --cflags $(PKGS)) -Istorage -Invr
+FUZZ_LIB := $(BUILD)/fuzz/libfuzzdeps.a
+FUZZ_OBJ := $(STORAGE_SRC:%.c=$(BUILD)/fuzzobj/%.o) $(NVR_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+$(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	  $(shell pkg-config --cflags $(PKGS)) -Istorage -Invr $(LDFLAGS) -o $@ $< \
-	  $(STORAGE_SRC) $(NVR_SRC) $(LDLIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+$(FUZZ_LIB): $(FUZZ_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -o $@ $< \
+	  $(FUZZ_LIB) $(LDLIBS)
 
 fuzz-run: fuzz
 	for f in $(FUZZ_BINS); do n=$$(basename $$f); mkdir -p tests/fuzz/corpus/$$n; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$n || exit 1; done
+	  seeds=; [ -d tests/fuzz/seeds/$$n ] && seeds=tests/fuzz/seeds/$$n; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) tests/fuzz/corpus/$$n $$seeds || exit 1; done
 
 deps:
 	scripts/install-deps.sh

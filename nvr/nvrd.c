@@ -68,6 +68,7 @@ struct daemon {
 	struct ingest *ingest;
 	struct camsync *sync;
 	struct sim *sim;
+	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
 };
 
@@ -339,7 +340,7 @@ static void add(struct line *l, const char *fmt, ...)
 /* Ingest counters, and what the engine has on disk and indexed. */
 static void add_camera_totals(struct daemon *d, struct line *l)
 {
-	struct ingest_totals t = { 0 };
+	struct ingest_totals t = d->last_totals;
 	if (d->ingest)
 		ingest_totals(d->ingest, &t);
 	uint64_t written = 0, bytes = 0, dropped = 0;
@@ -416,6 +417,7 @@ static void run(struct daemon *d)
 static void shut_down(struct daemon *d)
 {
 	if (d->ingest) {
+		ingest_totals(d->ingest, &d->last_totals);
 		ingest_stop(d->ingest);
 		d->ingest = NULL;
 	}

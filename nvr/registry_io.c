@@ -108,6 +108,14 @@ static int sort_and_check_ids(struct batch *b, struct registry_import_result *re
 
 /* ---- CSV ---- */
 
+static size_t count_nl(const char *s, size_t len)
+{
+	size_t n = 0;
+	for (const char *p = s, *end = s + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+		n++;
+	return n;
+}
+
 struct csv_state {
 	struct batch *batch;
 	struct registry_import_result *res;
@@ -157,8 +165,7 @@ static void csv_on_field(void *s, size_t len, void *data)
 	char err[256];
 	if (st->rc)
 		return;
-	for (const char *p = s, *end = p + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-		st->row_nl++;
+	st->row_nl += (int)count_nl(s, len);
 	if (st->ncols == 0) {
 		if (st->col < REG_NFIELDS)
 			csv_header_field(st, s, len);
@@ -219,19 +226,12 @@ static void csv_on_row(int c, void *data)
 	reg_record_init(&st->rec);
 }
 
-static size_t count_nl(const char *s, size_t len)
-{
-	size_t n = 0;
-	for (const char *p = s, *end = s + len; (p = memchr(p, '\n', (size_t)(end - p))); p++)
-		n++;
-	return n;
-}
-
-/* Feeds the file to libcsv; a quoting error is reported on its own line. */
+/* Feeds the file to libcsv. A quoting error stops the parser inside the
+ * row it belongs to, so st->line is where that row starts. */
 static int csv_feed(struct csv_parser *p, FILE *in, struct csv_state *st)
 {
 	char *buf = malloc(IO_CHUNK);
-	size_t nl_before = 0, n;
+	size_t n;
 	bool first = true;
 	int rc = 0;
 	if (!buf)
@@ -243,12 +243,10 @@ static int csv_feed(struct csv_parser *p, FILE *in, struct csv_state *st)
 		first = false;
 		size_t done = csv_parse(p, buf + skip, n - skip, csv_on_field, csv_on_row, st);
 		if (!st->rc && done < n - skip) {
-			int line = (int)(nl_before + count_nl(buf + skip, done)) + 1;
-			rc = bad_row(st->res, line, "malformed quoting (a quote inside an unquoted "
-			             "field, or text after a closing quote)");
+			rc = bad_row(st->res, st->line, "malformed quoting (a quote inside an "
+			             "unquoted field, or text after a closing quote)");
 			goto out;
 		}
-		nl_before += count_nl(buf + skip, n - skip);
 	}
 	if (ferror(in)) {
 		rc = -EIO;

@@ -12,7 +12,7 @@
  * blank) extend the previous header's value; the value then spans the
  * line break, which the value parsers here treat as blank space.
  *
- * The URL helpers at the end work on NUL-terminated configuration strings.
+ * The URL functions at the end work on NUL-terminated configuration strings.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,7 +20,7 @@
 
 #include "rtsp_msg.h"
 
-/* ---- small character helpers ------------------------------------------ */
+/* ---- characters ----------------------------------------------------- */
 
 static bool is_blank(uint8_t c)
 {

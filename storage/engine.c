@@ -233,8 +233,15 @@ static int table_push(struct stg_camera *c, uint32_t size, int64_t dt, bool key)
 	return 0;
 }
 
+/* Hands a closed chunk to its volume's writer. Live chunks (`flushed`
+ * false) are dropped and counted when the queue is over its limit: the
+ * producer goes on with a new chunk, so admitting them would let memory grow
+ * without bound behind a slow disk. A flushed chunk (camera stopped or
+ * disconnected) is admitted past the limit: no new chunk follows it, so the
+ * memory it holds is bounded by the open chunks the engine already allowed,
+ * and dropping it would lose footage at every shutdown of many cameras. */
 static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf *b,
-                        uint32_t frames)
+                        uint32_t frames, bool flushed)
 {
 	if (c->vol < 0 || stg->vols[c->vol].state != STG_VOL_ACTIVE) {
 		if (c->vol >= 0)
@@ -250,7 +257,8 @@ static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf 
 	}
 	struct vol *v = &stg->vols[c->vol];
 	pthread_mutex_lock(&v->lock);
-	bool accept = v->q_bytes + b->len <= v->q_limit && v->state == STG_VOL_ACTIVE;
+	bool accept = (flushed || v->q_bytes + b->len <= v->q_limit) &&
+	              v->state == STG_VOL_ACTIVE;
 	bool was_empty = v->q_head == NULL;
 	if (accept) {
 		if (v->q_tail)
@@ -270,7 +278,7 @@ static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf 
 }
 
 /* Closes the open chunk; `end_us` is where its last frame ends. */
-static int chunk_close(struct stg_camera *c, int64_t end_us)
+static int chunk_close(struct stg_camera *c, int64_t end_us, bool flushed)
 {
 	uint32_t raw = c->cur_len - (uint32_t)sizeof(struct rec_header);
 	uint32_t table_at = (uint32_t)align_up(c->cur_len, 8);
@@ -296,7 +304,7 @@ static int chunk_close(struct stg_camera *c, int64_t end_us)
 	uint32_t decayed = c->size_hint - c->size_hint / 16;
 	c->size_hint = total > decayed ? total : decayed;
 	c->cur = NULL;
-	queue_chunk(c->stg, c, b, c->nframes);
+	queue_chunk(c->stg, c, b, c->nframes, flushed);
 	return 0;
 }
 
@@ -329,7 +337,7 @@ int stg_put_frame(struct stg_camera *c, const struct stg_frame *f)
 		return -EINVAL;
 	int err = 0;
 	if (c->cur && must_close(c, f))
-		err = chunk_close(c, chunk_end(c, f->time_us));
+		err = chunk_close(c, chunk_end(c, f->time_us), false);
 	if (!err && !c->cur)
 		err = chunk_start(c, f);
 	if (!err)
@@ -351,7 +359,7 @@ int stg_camera_flush(struct stg_camera *c)
 {
 	if (!c->cur)
 		return 0;
-	return chunk_close(c, chunk_end(c, INT64_MIN));
+	return chunk_close(c, chunk_end(c, INT64_MIN), true);
 }
 
 bool stg_camera_backlogged(struct stg_camera *c)

@@ -164,7 +164,10 @@ int stg_put_frame(struct stg_camera *cam, const struct stg_frame *frame);
  * imports) poll this instead of losing frames. */
 bool stg_camera_backlogged(struct stg_camera *cam);
 
-/* Closes the camera's unfinished chunk now (camera stopped or disconnected). */
+/* Closes the camera's unfinished chunk now (camera stopped or disconnected).
+ * Unlike a chunk closed by stg_put_frame, a flushed chunk is queued even when
+ * the volume queue is over its limit (it is dropped only if no volume can
+ * take it), so stopping many cameras at once loses nothing. */
 int stg_camera_flush(struct stg_camera *cam);
 
 /* Waits until every chunk closed before this call is on disk and in the

@@ -5,7 +5,7 @@
  * itself needs clang's libFuzzer and runs only with `make fuzz-run`).
  *
  * Every target is included here, each with its LLVMFuzzerTestOneInput
- * renamed; their static helpers carry a prefix of their own so the files
+ * renamed; their static functions carry a prefix of their own so the files
  * can share one program. The seed corpora (tests/fuzz/seeds/<target>/) of
  * the ingest parsers are replayed as well, so their invariants are
  * checked in every test run, not only when fuzzing.

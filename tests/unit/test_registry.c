@@ -24,10 +24,39 @@ struct env {
 	struct registry *r;
 };
 
+/* Directories this test made; removed by the suite's fini even when an
+ * assertion ended the test early. */
+static char made_dirs[4][64];
+static int n_made;
+
+static void rm_dir(const char *dir)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static void env_cleanup(void)
+{
+	for (int i = 0; i < n_made; i++)
+		rm_dir(made_dirs[i]);
+	n_made = 0;
+}
+
+TestSuite(store, .fini = env_cleanup);
+TestSuite(csv, .fini = env_cleanup);
+TestSuite(json, .fini = env_cleanup);
+TestSuite(apply, .fini = env_cleanup);
+TestSuite(export, .fini = env_cleanup);
+TestSuite(import, .fini = env_cleanup);
+
 static void env_open(struct env *e)
 {
 	snprintf(e->dir, sizeof e->dir, "/tmp/nvrreg.XXXXXX");
 	cr_assert(mkdtemp(e->dir), "mkdtemp");
+	cr_assert(n_made < 4);
+	snprintf(made_dirs[n_made++], sizeof made_dirs[0], "%s", e->dir);
 	char path[128];
 	snprintf(path, sizeof path, "%s/registry", e->dir);
 	cr_assert_eq(registry_open(path, &e->r), 0);
@@ -36,9 +65,7 @@ static void env_open(struct env *e)
 static void env_close(struct env *e)
 {
 	registry_close(e->r);
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-	cr_assert_eq(system(cmd), 0);
+	e->r = NULL;
 }
 
 static void rec_init(struct camera_record *c, uint32_t id)
@@ -467,6 +494,7 @@ Test(csv, header_and_syntax_errors)
 		{ "id,name,main_url\n1,A,rtsp://h/a,extra\n", 2, "more fields" },
 		{ "id,name,main_url\n1,A,rtsp://h/a\n2,B\"q,rtsp://h/b\n", 3, "quot" },
 		{ "id,name,main_url\n1,A,rtsp://h/a\n2,\"B\nb,rtsp://h/b\n", 3, "not closed" },
+		{ "id,name,main_url\n1,A,rtsp://h/a\n\n2,\"B\nb\"x,rtsp://h/b\n", 4, "quot" },
 		{ "id,name,main_url\n1,A,rtsp://h/a\nx2,B,rtsp://h/b\n", 3, "id" },
 		{ "id,name,main_url,latitude,longitude\n1,A,rtsp://h/a,0x10,1\n", 2, "latitude" },
 		{ "id,name,main_url,enabled\n1,A,rtsp://h/a,maybe\n", 2, "enabled" },

@@ -134,3 +134,27 @@ Test(roundtrip, index_map_grows_instead_of_failing, .timeout = 120)
 	}
 	tu_env_fini(&e);
 }
+
+/* Stopping many cameras at once flushes more chunk bytes than the volume
+ * queue holds: flushed chunks are queued anyway, none is dropped. (Live
+ * chunks over the limit are dropped: back-pressure, tested elsewhere.) */
+Test(roundtrip, flushing_many_cameras_at_once_drops_nothing)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 16 << 20, 8);
+	e.cfg.queue_bytes_per_volume = 256 << 10;   /* 256 KiB: ~ 4 cameras' GOPs */
+	tu_env_open(&e);
+	const uint32_t cams = 40, frames = 40;      /* 1.6 s: one open chunk each */
+	for (uint32_t cam = 1; cam <= cams; cam++)
+		tu_put_frames(e.stg, cam, 0, frames);
+	tu_flush_sync(e.stg, cams);
+	for (uint32_t cam = 1; cam <= cams; cam++) {
+		struct stg_camera_stats st;
+		cr_assert_eq(stg_camera_stats(e.stg, cam, &st), 0);
+		cr_assert_eq(st.dropped_frames, 0, "camera %u dropped %llu", cam,
+		             (unsigned long long)st.dropped_frames);
+		cr_assert_eq(st.frames_written, frames);
+		cr_assert_eq(tu_read_check(e.stg, cam, 0, frames), frames);
+	}
+	tu_env_fini(&e);
+}

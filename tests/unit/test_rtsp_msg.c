@@ -3,7 +3,7 @@
  * (nvr/rtsp_msg.c): responses as GStreamer's server and cameras send them,
  * messages split across reads at every byte, bodies, '$' interleaved
  * frames between messages, malformed input, and the Session, Transport,
- * URL and control-resolution helpers.
+ * URL and control-resolution functions.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
