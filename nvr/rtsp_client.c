@@ -185,10 +185,16 @@ static void idmap_del(struct rtsp_idmap *m, uint32_t id)
 
 /* ---- failure, close, backoff --------------------------------------------------- */
 
-static void log_failure(struct rtsp_session *s)
+/* A camera that keeps failing the same way is logged at warn on its 1st,
+ * 2nd, 4th, 8th ... failure in a row and at debug in between, so that a
+ * site with many dead cameras does not flood the log. */
+static void log_failure(struct rtsp_session *s, bool same)
 {
-	nvr_log("warn", "ingest", "event=session_failed camera=%" PRIu32 " url=%s phase=%s error=\"%s\"",
-	        s->cam_id, s->req_url, phase_names[s->phase], s->last_error);
+	uint32_t n = ++s->fails_in_row;
+	bool loud = !same || (n & (n - 1)) == 0;
+	nvr_log(loud ? "warn" : "debug", "ingest", "event=session_failed camera=%" PRIu32
+	        " url=%s phase=%s failures_in_row=%" PRIu32 " error=\"%s\"", s->cam_id, s->req_url,
+	        phase_names[s->phase], n, s->last_error);
 }
 
 int rtsp_fail(struct rtsp_session *s, const char *fmt, ...)
@@ -197,11 +203,13 @@ int rtsp_fail(struct rtsp_session *s, const char *fmt, ...)
 		rtsp_begin_close(s, true);       /* leaving anyway: not a failure */
 	if (s->phase >= PH_TEARDOWN)
 		return -1;
+	char prev[sizeof s->last_error];
+	memcpy(prev, s->last_error, sizeof prev);
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
 	va_end(ap);
-	log_failure(s);
+	log_failure(s, !strcmp(prev, s->last_error));
 	rtsp_begin_close(s, false);
 	return -1;
 }
@@ -303,7 +311,7 @@ static void backoff(struct rtsp_session *s)
 		s->attempt++;
 	s->phase = PH_BACKOFF;
 	loop_timer_arm(rtsp_loop(s), &s->t_keep, delay);
-	nvr_log("info", "ingest", "event=session_backoff camera=%" PRIu32 " retry_ms=%" PRIu32
+	nvr_log("debug", "ingest", "event=session_backoff camera=%" PRIu32 " retry_ms=%" PRIu32
 	        " attempt=%" PRIu32, s->cam_id, delay, s->attempt);
 }
 

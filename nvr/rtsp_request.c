@@ -351,7 +351,7 @@ static int on_play(struct rtsp_session *s, const struct rtsp_msg *m)
 	s->streaming_since_us = nvr_now_us();
 	s->streaming_since_ms = rtsp_now_ms(s);
 	s->last_media_ms = rtsp_now_ms(s);
-	s->last_error[0] = '\0';
+	s->fails_in_row = 0;
 	loop_timer_arm(rtsp_loop(s), &s->t_io, s->sh->cfg.timeout_ms);
 	loop_timer_arm(rtsp_loop(s), &s->t_keep, rtsp_keepalive_ms(s));
 	nvr_log("info", "ingest", "event=session_up camera=%" PRIu32 " url=%s transport=%s codec=%s"

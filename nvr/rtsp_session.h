@@ -151,7 +151,8 @@ struct rtsp_session {
 	struct loop_timer t_keep;      /* keep-alive, backoff */
 
 	/* status */
-	char last_error[160];
+	char last_error[160];          /* kept while streaming again: why it last failed */
+	uint32_t fails_in_row;         /* since the last PLAY that succeeded */
 	uint32_t attempt;
 	int64_t streaming_since_us;
 	int64_t streaming_since_ms;
