@@ -234,8 +234,12 @@ static int open_storage_and_registry(struct daemon *d)
 		err = datadir_lock(&d->dir);
 	if (!err)
 		err = datadir_prepare_volumes(&d->dir, d->opt.volume_size);
+	/* Chunks waiting for a volume's writer: at 2,000 cameras x 2 Mbit/s a
+	 * volume takes 500 MB/s, and cameras that (re)started together close
+	 * their GOPs together; 256 MiB rides out such bursts. */
+	struct stg_config sc = { .queue_bytes_per_volume = 256ull << 20 };
 	if (!err)
-		err = datadir_open_storage(&d->dir, NULL, &d->stg);
+		err = datadir_open_storage(&d->dir, &sc, &d->stg);
 	if (err)
 		return err;
 	err = registry_open(d->dir.registry, &d->reg);

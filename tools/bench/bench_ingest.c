@@ -281,7 +281,18 @@ static int run_recorder(const struct ingest_opts *o, struct recorder_result *r)
 	snprintf(vsize, sizeof vsize, "%" PRIu64, o->volume_size);
 	snprintf(loops, sizeof loops, "%" PRIu64, o->loops);
 	bench_remove_tree(data);
-	int err = write_cameras_csv(o, csv);
+	/* The volume is zero-filled first, as an appliance's disks are at
+	 * installation: the ring's first pass then writes at full speed. */
+	char fmt[PATH_MAX + 16], vol[PATH_MAX + 16], flog[PATH_MAX + 16];
+	bin_path(fmt, sizeof fmt, "nvr-format");
+	snprintf(vol, sizeof vol, "%s/vol0", data);
+	snprintf(flog, sizeof flog, "%s/format.log", o->dir);
+	char *format[] = { fmt, "--zero", "--size", vsize, vol, NULL };
+	int err = bench_mkdir(data);
+	if (!err)
+		err = write_cameras_csv(o, csv);
+	if (!err)
+		err = run_cmd(format, flog);
 	char *imp[] = { ctl, "cameras", "import", csv, "--data", data, NULL };
 	if (!err)
 		err = run_cmd(imp, ilog);
