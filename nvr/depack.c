@@ -30,7 +30,7 @@
 #include "depack.h"
 
 #define ROOM sizeof(((struct depack *)0)->params)
-#define FIRST_CAP (64u << 10)
+#define FIRST_CAP (8u << 10)    /* grows by doubling to the largest frame */
 #define MAX_FRAME_PS (sizeof(((struct depack *)0)->frame_ps) / \
                       sizeof(((struct depack *)0)->frame_ps[0]))
 #define LOST_FRAGMENT 1   /* depayloader: a fragment whose start was lost */

@@ -119,20 +119,25 @@ unsigned loop_wheel_run(struct loop_wheel *w, int64_t now_ms)
 	return fired;
 }
 
-int64_t loop_wheel_next_ms(const struct loop_wheel *w, int64_t now_ms)
+int64_t loop_wheel_next_ms(const struct loop_wheel *w, int64_t now_ms, int64_t horizon_ms)
 {
 	if (!w->count)
 		return -1;
-	for (uint64_t i = 0; i < LOOP_WHEEL_SLOTS; i++) {
+	/* Only whether a slot holds anything is looked at, never its list: a
+	 * slot also holds timers of later revolutions, and walking them on
+	 * every wait cost 8% of a loop's CPU at 500 cameras. Such a timer only
+	 * makes the loop wake once early, at most once per tick. */
+	uint64_t ticks = (uint64_t)(horizon_ms + LOOP_TICK_MS - 1) / LOOP_TICK_MS;
+	if (ticks > LOOP_WHEEL_SLOTS)
+		ticks = LOOP_WHEEL_SLOTS;
+	for (uint64_t i = 0; i < ticks; i++) {
 		uint64_t tick = w->tick + i;
-		for (const struct loop_timer *t = w->slot[tick % LOOP_WHEEL_SLOTS]; t; t = t->next) {
-			if (t->expires <= tick) {
-				int64_t at = w->origin_ms + (int64_t)tick * LOOP_TICK_MS;
-				return at > now_ms ? at - now_ms : 0;
-			}
+		if (w->slot[tick % LOOP_WHEEL_SLOTS]) {
+			int64_t at = w->origin_ms + (int64_t)tick * LOOP_TICK_MS;
+			return at > now_ms ? at - now_ms : 0;
 		}
 	}
-	return (int64_t)LOOP_WHEEL_SLOTS * LOOP_TICK_MS;
+	return horizon_ms;
 }
 
 /* ---- Loop -------------------------------------------------------------------- */
@@ -327,8 +332,8 @@ static unsigned reap(struct loop *l)
 
 static void wait_once(struct loop *l)
 {
-	int64_t next = loop_wheel_next_ms(&l->wheel, l->now_ms);
-	if (next < 0 || next > LOOP_IDLE_WAIT_MS)
+	int64_t next = loop_wheel_next_ms(&l->wheel, l->now_ms, LOOP_IDLE_WAIT_MS);
+	if (next < 0)
 		next = LOOP_IDLE_WAIT_MS;
 	struct __kernel_timespec ts = {
 		.tv_sec = next / 1000, .tv_nsec = (next % 1000) * 1000000,

@@ -70,9 +70,12 @@ void loop_wheel_del(struct loop_wheel *w, struct loop_timer *t);
  * timer, itself included). Returns how many fired. */
 unsigned loop_wheel_run(struct loop_wheel *w, int64_t now_ms);
 
-/* Milliseconds from now_ms until the earliest timer fires (0 if one is
- * due), looking one revolution ahead; -1 when no timer is armed. */
-int64_t loop_wheel_next_ms(const struct loop_wheel *w, int64_t now_ms);
+/* How long the loop may sleep: milliseconds from now_ms until the first
+ * wheel slot that holds a timer (0 if it is due), looking at most
+ * horizon_ms (and one revolution) ahead, horizon_ms when none is that near;
+ * -1 when no timer is armed. A slot may hold a timer of a later
+ * revolution: the loop then wakes early, never late. */
+int64_t loop_wheel_next_ms(const struct loop_wheel *w, int64_t now_ms, int64_t horizon_ms);
 
 static inline void loop_timer_init(struct loop_timer *t, loop_timer_fn fn)
 {

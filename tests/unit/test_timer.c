@@ -143,17 +143,25 @@ Test(timer, next_wait_reaches_the_earliest_timer)
 {
 	g_now = 5;
 	loop_wheel_init(&g_wheel, g_now);
-	cr_assert_eq(loop_wheel_next_ms(&g_wheel, g_now), -1);
+	const int64_t rev = LOOP_WHEEL_SLOTS * LOOP_TICK_MS;
+	cr_assert_eq(loop_wheel_next_ms(&g_wheel, g_now, rev), -1);
 	struct probe a, b;
 	probe_arm(&a, 2500);
 	probe_arm(&b, 60000);
-	int64_t w = loop_wheel_next_ms(&g_wheel, g_now);
+	int64_t w = loop_wheel_next_ms(&g_wheel, g_now, rev);
 	cr_assert_geq(w, 2500);
 	cr_assert_leq(w, 2500 + LOOP_TICK_MS);
+	/* a shorter horizon caps the wait */
+	cr_assert_eq(loop_wheel_next_ms(&g_wheel, g_now, 1000), 1000);
 	loop_wheel_del(&g_wheel, &a.t);
-	/* only a far timer: wake at most one revolution later */
-	w = loop_wheel_next_ms(&g_wheel, g_now);
-	cr_assert_eq(w, LOOP_WHEEL_SLOTS * LOOP_TICK_MS);
+	/* only a far timer: the loop may wake early (its slot comes round
+	 * first), never later than one revolution, and nothing fires early */
+	w = loop_wheel_next_ms(&g_wheel, g_now, rev);
+	cr_assert_gt(w, 0);
+	cr_assert_leq(w, rev);
+	g_now += w;
+	loop_wheel_run(&g_wheel, g_now);
+	cr_assert_eq(b.fired, 0);
 	/* a clock that jumps far ahead fires it at once */
 	g_now += 61000;
 	loop_wheel_run(&g_wheel, g_now);
