@@ -292,7 +292,8 @@ static int chunk_close(struct stg_camera *c, int64_t end_us, bool flushed)
 	memcpy(b->data + table_at, c->table, table);
 	struct rec_header h = {
 		.magic = STG_REC_MAGIC, .version = STG_FORMAT_VERSION, .type = REC_CHUNK,
-		.codec = (uint8_t)c->codec, .flags = c->key_start ? REC_KEY_START : 0,
+		.codec = (uint8_t)c->codec,
+		.flags = (c->key_start ? REC_KEY_START : 0) | (c->range_break ? REC_RANGE_START : 0),
 		.camera_id = c->id, .first_us = c->first_us, .last_us = c->last_us,
 		.end_us = end_us, .frame_count = c->nframes,
 		.payload_len = total - (uint32_t)sizeof h, .raw_len = raw,
@@ -300,6 +301,7 @@ static int chunk_close(struct stg_camera *c, int64_t end_us, bool flushed)
 	b->payload_hash = rec_payload_hash(b->data + sizeof h, h.payload_len);
 	memcpy(b->data, &h, sizeof h);   /* generation and checksum: writer.c */
 	b->len = total;
+	c->range_break = false;
 	/* largest recent chunk, forgetting slowly */
 	uint32_t decayed = c->size_hint - c->size_hint / 16;
 	c->size_hint = total > decayed ? total : decayed;
@@ -357,9 +359,9 @@ int stg_put_frame(struct stg_camera *c, const struct stg_frame *f)
 
 int stg_camera_flush(struct stg_camera *c)
 {
-	if (!c->cur)
-		return 0;
-	return chunk_close(c, chunk_end(c, INT64_MIN), true);
+	int err = c->cur ? chunk_close(c, chunk_end(c, INT64_MIN), true) : 0;
+	c->range_break = true;   /* what comes next is another stretch of footage */
+	return err;
 }
 
 bool stg_camera_backlogged(struct stg_camera *c)

@@ -78,6 +78,9 @@ enum rec_type {
 
 enum rec_flags {
 	REC_KEY_START = 1,        /* chunk's first frame is a key frame */
+	REC_RANGE_START = 2,      /* the camera's stream was interrupted before this
+	                           * chunk (stg_camera_flush): it starts a new range
+	                           * however close in time it follows the last one */
 };
 
 /*

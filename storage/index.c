@@ -290,7 +290,8 @@ int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 	int64_t rstart;
 	struct idx_range r;
 	err = range_at_or_before(c, e->camera_id, e->start_us, &rstart, &r);
-	if (err == 0 && r.vol == vol && e->start_us <= r.end_us + (int64_t)gap_us) {
+	if (err == 0 && r.vol == vol && e->start_us <= r.end_us + (int64_t)gap_us &&
+	    !(e->flags & REC_RANGE_START)) {
 		/* continues (or is already inside) this range */
 		if (e->end_us > r.end_us)
 			r.end_us = e->end_us;

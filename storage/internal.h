@@ -137,6 +137,7 @@ struct stg_camera {
 	int64_t first_us, last_us, prev_dt;
 	enum stg_codec codec;
 	bool key_start;
+	bool range_break;         /* next closed chunk gets REC_RANGE_START */
 	int64_t last_time;
 	/* counters */
 	_Atomic uint64_t frames_written, bytes_written, dropped_frames;

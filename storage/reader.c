@@ -264,7 +264,7 @@ static int next_chunk(struct stg_iter *it, const struct dir_entry *cur, uint32_t
 			return err;
 		int found = segdir_first_after(d, it->cam, after, e);
 		dc_put(it->stg->dc, d);
-		if (found && e->start_us <= rr->r.end_us) {
+		if (found && e->start_us < rr->r.end_us) {   /* end is exclusive */
 			*gen = g;
 			return 0;
 		}

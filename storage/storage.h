@@ -167,7 +167,9 @@ bool stg_camera_backlogged(struct stg_camera *cam);
 /* Closes the camera's unfinished chunk now (camera stopped or disconnected).
  * Unlike a chunk closed by stg_put_frame, a flushed chunk is queued even when
  * the volume queue is over its limit (it is dropped only if no volume can
- * take it), so stopping many cameras at once loses nothing. */
+ * take it), so stopping many cameras at once loses nothing. Frames put after
+ * a flush start a new recorded range (stg_ranges), however soon they follow:
+ * a camera that disconnected and came back shows the gap. */
 int stg_camera_flush(struct stg_camera *cam);
 
 /* Waits until every chunk closed before this call is on disk and in the

@@ -158,3 +158,29 @@ Test(roundtrip, flushing_many_cameras_at_once_drops_nothing)
 	}
 	tu_env_fini(&e);
 }
+
+/* A flush marks an interruption (a camera that disconnected): frames put
+ * after it start a new range even when they follow within gap_us, and the
+ * flag survives on disk (an index rebuilt from the disks agrees). */
+Test(roundtrip, flush_starts_a_new_range)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 16 << 20, 8);
+	tu_env_open(&e);
+	tu_put_frames(e.stg, 1, 0, 100);
+	tu_put_frames(e.stg, 2, 0, 100);
+	tu_flush(e.stg, 1);                 /* camera 1 "reconnects" here */
+	tu_put_frames(e.stg, 1, 100, 200);
+	tu_put_frames(e.stg, 2, 100, 200);  /* camera 2 streams on */
+	tu_flush_sync(e.stg, 2);
+	struct stg_range r[4];
+	int64_t t0 = tu_frame_time(1, 0), t1 = tu_frame_time(1, 300);
+	cr_assert_eq(stg_ranges(e.stg, 1, t0, t1, r, 4), 2);
+	cr_assert_eq(r[1].start_us, tu_frame_time(1, 100));
+	cr_assert_eq(stg_ranges(e.stg, 2, t0, t1, r, 4), 1);
+	cr_assert_eq(tu_read_check(e.stg, 1, 0, 200), 200);
+	tu_env_close(&e);
+	struct stg_fsck_report rep = tu_fsck(&e.cfg, false);
+	cr_assert_eq(rep.differences, 0);
+	tu_env_fini(&e);
+}
