@@ -42,7 +42,7 @@ struct frames_args {
 	const char *data;
 	uint32_t camera;
 	int64_t from, to;
-	const char *out, *list;
+	const char *out, *list, *ranges;
 };
 
 struct frames_sum {
@@ -54,7 +54,7 @@ static void frames_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: nvrctl frames --camera ID [--data DIR] [--from T] [--to T]\n"
-	        "                     [--out FILE] [--list FILE]\n"
+	        "                     [--out FILE] [--list FILE] [--ranges FILE]\n"
 	        "\n"
 	        "Reads a camera's recorded frames (nvrd must be stopped).\n"
 	        "\n"
@@ -64,6 +64,8 @@ static void frames_usage(FILE *f)
 	        "  --to T        end time, exclusive (default: after the last frame)\n"
 	        "  --out FILE    frame bytes back to back (Annex B elementary stream)\n"
 	        "  --list FILE   one line per frame: time_us size key(0/1) xxh3-64-hex\n"
+	        "  --ranges FILE one line per recorded range: start_us end_us (what lies\n"
+	        "                between two lines is a gap: no footage)\n"
 	        "\n"
 	        "T: Unix microseconds, or ISO 8601 such as 2026-01-01T12:00:00.5Z\n"
 	        "(UTC when no offset is given). FILE \"-\" is standard output.\n");
@@ -123,6 +125,7 @@ static int frames_parse(int argc, char **argv, struct frames_args *a)
 		{ "data", required_argument, NULL, 'd' }, { "camera", required_argument, NULL, 'c' },
 		{ "from", required_argument, NULL, 'f' }, { "to", required_argument, NULL, 't' },
 		{ "out", required_argument, NULL, 'o' },  { "list", required_argument, NULL, 'l' },
+		{ "ranges", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },       { NULL, 0, NULL, 0 },
 	};
 	*a = (struct frames_args){ .data = "./nvr-data", .from = 0, .to = INT64_MAX };
@@ -134,6 +137,7 @@ static int frames_parse(int argc, char **argv, struct frames_args *a)
 		case 'd': a->data = optarg; break;
 		case 'o': a->out = optarg; break;
 		case 'l': a->list = optarg; break;
+		case 'r': a->ranges = optarg; break;
 		case 'h': frames_usage(stdout); return 1;
 		case 'c':
 			if (cli_parse_u32(optarg, 1, INT32_MAX, &a->camera))
@@ -227,6 +231,22 @@ static int dump(struct stg *stg, const struct frames_args *a, FILE *out, FILE *l
 	return err < 0 ? err : 0;
 }
 
+/* The camera's recorded ranges in the window, one "start_us end_us" line each. */
+static int write_ranges(struct stg *stg, const struct frames_args *a, FILE *f)
+{
+	int n = stg_ranges(stg, a->camera, a->from, a->to, NULL, 0);
+	if (n <= 0)
+		return n;
+	struct stg_range *r = calloc((size_t)n, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	int got = stg_ranges(stg, a->camera, a->from, a->to, r, n);
+	for (int i = 0; i < got && i < n; i++)
+		fprintf(f, "%" PRId64 " %" PRId64 "\n", r[i].start_us, r[i].end_us);
+	free(r);
+	return got < 0 ? got : 0;
+}
+
 static int open_storage(const struct frames_args *a, struct datadir *d, struct stg **stg)
 {
 	int err = datadir_init(d, a->data, 0, false);
@@ -268,6 +288,9 @@ int cmd_frames(int argc, char **argv)
 	if (close_out(out, a.out))
 		err = -EIO;
 	if (close_out(list, a.list))
+		err = -EIO;
+	FILE *ranges = open_out(a.ranges);
+	if (a.ranges && (!ranges || write_ranges(stg, &a, ranges) || close_out(ranges, a.ranges)))
 		err = -EIO;
 	stg_close(stg);
 	datadir_release(&d);
