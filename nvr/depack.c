@@ -30,7 +30,8 @@
 #include "depack.h"
 
 #define ROOM sizeof(((struct depack *)0)->params)
-#define FIRST_CAP (8u << 10)    /* grows by doubling to the largest frame */
+#define FIRST_CAP (8u << 10)    /* grows to the largest frame ... */
+#define GROW_STEP (16u << 10)   /* ... in steps of 16 KiB */
 #define MAX_FRAME_PS (sizeof(((struct depack *)0)->frame_ps) / \
                       sizeof(((struct depack *)0)->frame_ps[0]))
 #define LOST_FRAGMENT 1   /* depayloader: a fragment whose start was lost */
@@ -95,9 +96,12 @@ static int reserve(struct depack *d, size_t extra)
 	size_t need = ROOM + d->len + extra;
 	if (need <= d->cap)
 		return 0;
+	/* Grow to what is needed, rounded up to GROW_STEP: the buffer lives as
+	 * long as the session and ends at the largest frame, so doubling would
+	 * leave up to half of it unused at every camera. */
 	size_t cap = d->cap ? d->cap : FIRST_CAP;
-	while (cap < need)
-		cap *= 2;
+	if (cap < need)
+		cap = (need + GROW_STEP - 1) / GROW_STEP * GROW_STEP;
 	if (cap > ROOM + DEPACK_MAX_FRAME)
 		cap = ROOM + DEPACK_MAX_FRAME;
 	uint8_t *nb = realloc(d->buf, cap);

@@ -237,11 +237,11 @@ static int open_storage_and_registry(struct daemon *d)
 	/* Chunks waiting for a volume's writer: at 2,000 cameras x 2 Mbit/s a
 	 * volume takes 500 MB/s, and cameras that (re)started together close
 	 * their GOPs together; 256 MiB rides out such bursts. A camera's open
-	 * chunk is its biggest memory cost: closing chunks at 256 KiB (a GOP
-	 * of a 1 Mbit/s camera, half of one at 2 Mbit/s) keeps it bounded;
-	 * chunks need not start at a key frame. */
+	 * chunk is its biggest memory cost: chunks close at 112 KiB, so that
+	 * with header and frame table each fits a 128 KiB buffer (a GOP then
+	 * spans several chunks; chunks need not start at a key frame). */
 	struct stg_config sc = { .queue_bytes_per_volume = 256ull << 20,
-	                         .max_chunk_bytes = 256u << 10 };
+	                         .max_chunk_bytes = 112u << 10 };
 	if (!err)
 		err = datadir_open_storage(&d->dir, &sc, &d->stg);
 	if (err)

@@ -259,7 +259,6 @@ static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf 
 	pthread_mutex_lock(&v->lock);
 	bool accept = (flushed || v->q_bytes + b->len <= v->q_limit) &&
 	              v->state == STG_VOL_ACTIVE;
-	bool was_empty = v->q_head == NULL;
 	if (accept) {
 		if (v->q_tail)
 			v->q_tail->next = b;
@@ -267,13 +266,14 @@ static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf 
 			v->q_head = b;
 		v->q_tail = b;
 		v->q_bytes += b->len;
+		v->q_pushes++;
 	}
 	pthread_mutex_unlock(&v->lock);
 	if (!accept) {
 		c->dropped_frames += frames;
 		bufpool_put(b);
-	} else if (was_empty && v->writer) {
-		writer_wake(v->writer);
+	} else if (v->writer) {
+		writer_nudge(v->writer);
 	}
 }
 

@@ -79,6 +79,7 @@ struct vol {
 	/* chunk queue from producers to the writer */
 	struct chunk_buf *q_head, *q_tail;
 	_Atomic uint64_t q_bytes;  /* changed under lock, read without it */
+	_Atomic uint64_t q_pushes; /* chunks ever queued: the writer's "anything new?" */
 	uint64_t q_limit;
 
 	/* prepared segments for the writer (index thread -> writer), oldest
@@ -236,6 +237,9 @@ struct writer;
 int writer_start(struct stg *stg, struct writer **out, struct vol **vols, int n);
 void writer_stop(struct writer *w);
 void writer_wake(struct writer *w);
+/* A chunk was queued: wakes the writer only if it is asleep (or about to
+ * sleep); a busy writer finds the chunk on its next pass. */
+void writer_nudge(struct writer *w);
 /* Blocks until every chunk queued before the call is synced and reported. */
 int writer_drain(struct writer *w);
 

@@ -358,7 +358,9 @@ static int position_at(struct stg_iter *it, int64_t t0, struct dir_entry e, uint
 {
 	bool forward = false;
 	int back = 0;
-	for (int steps = 0; steps < 64; steps++) {
+	/* A GOP may span many chunks (a recorder closing chunks at 112 KiB
+	 * splits a 4 Mbit/s GOP of 1 MB in ten): step back far enough. */
+	for (int steps = 0; steps < 256; steps++) {
 		int err = load_chunk(it, it->range.r.vol, g, &e);
 		if (err == STG_ECORRUPT) {
 			log_damaged(it, &e, g);
@@ -367,7 +369,7 @@ static int position_at(struct stg_iter *it, int64_t t0, struct dir_entry e, uint
 			return err;
 		} else if (seek_key_in_chunk(it, t0, forward)) {
 			return 0;
-		} else if (!forward && back++ < 8) {
+		} else if (!forward && back++ < 128) {
 			struct dir_entry prev;
 			uint32_t pg;
 			if (find_chunk_at(it, e.start_us - 1, &prev, &pg) == 0) {

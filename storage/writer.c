@@ -140,6 +140,11 @@ struct writer {
 	pthread_cond_t drain_cond;
 	uint64_t drain_req, drain_done;
 	bool wake_armed;
+	/* 1 while the thread waits (or is about to) for completions: producers
+	 * that queue a chunk then write the eventfd, the first one only. An
+	 * eventfd write per queued chunk cost 4% of the recorder's CPU at
+	 * 2,000 cameras. */
+	_Atomic int sleeping;
 };
 
 static uint64_t ud(int op, int vi, int bi)
@@ -160,6 +165,21 @@ static void ev_push(struct wevent **v, uint32_t *n, uint32_t *cap, const struct 
 		*cap = c;
 	}
 	(*v)[(*n)++] = *e;
+}
+
+void writer_nudge(struct writer *w)
+{
+	if (atomic_exchange(&w->sleeping, 0))
+		writer_wake(w);
+}
+
+/* Chunks ever queued on this writer's volumes. */
+static uint64_t pushes(const struct writer *w)
+{
+	uint64_t n = 0;
+	for (int i = 0; i < w->n; i++)
+		n += w->wv[i].v->q_pushes;
+	return n;
 }
 
 void writer_wake(struct writer *w)
@@ -810,6 +830,7 @@ static void *writer_main(void *arg)
 	int64_t next_tick = stg_realtime_us() + tick_us;
 	for (;;) {
 		bool stopping = w->stop;
+		uint64_t seen = pushes(w);
 		pthread_mutex_lock(&w->drain_lock);
 		bool draining = w->drain_req != w->drain_done;
 		pthread_mutex_unlock(&w->drain_lock);
@@ -836,11 +857,18 @@ static void *writer_main(void *arg)
 		int64_t wait = next_tick - stg_realtime_us();
 		if (draining || stopping)
 			wait = wait > 2000 ? 2000 : wait;
+		/* Sleep protocol (writer_nudge): announce the sleep, then look
+		 * again; a chunk queued in between is either seen here or finds
+		 * sleeping == 1 and writes the eventfd. */
+		atomic_store(&w->sleeping, 1);
+		if (pushes(w) != seen)
+			wait = 0;
 		if (wait < 0)
 			wait = 0;
 		struct __kernel_timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
 		struct io_uring_cqe *cqe;
 		io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+		atomic_store(&w->sleeping, 0);
 		unsigned head, count = 0;
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
 			on_cqe(w, cqe);

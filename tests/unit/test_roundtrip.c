@@ -184,3 +184,27 @@ Test(roundtrip, flush_starts_a_new_range)
 	cr_assert_eq(rep.differences, 0);
 	tu_env_fini(&e);
 }
+
+/* Chunks much smaller than a GOP (a recorder saving memory): a seek into
+ * the end of a GOP still starts at its key frame, many chunks back. */
+Test(roundtrip, seek_steps_back_over_many_keyless_chunks)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 16 << 20, 8);
+	e.cfg.max_chunk_bytes = 13 << 10;     /* ~8 chunks per GOP of tu frames */
+	tu_env_open(&e);
+	tu_put_frames(e.stg, 1, 0, 3 * T_GOP);
+	tu_flush_sync(e.stg, 1);
+	struct stg_iter *it;
+	cr_assert_eq(stg_iter_open(e.stg, 1, tu_frame_time(1, T_GOP + 48),
+	                           tu_frame_time(1, 3 * T_GOP), &it), 0);
+	struct stg_read_frame f;
+	uint32_t n = T_GOP;                    /* the key frame of the second GOP */
+	int rc;
+	while ((rc = stg_iter_next(it, &f)) == 1)
+		tu_check_frame(&f, 1, n++);
+	cr_assert_eq(rc, 0);
+	cr_assert_eq(n, 3 * T_GOP);
+	stg_iter_close(it);
+	tu_env_fini(&e);
+}
