@@ -273,7 +273,7 @@ static void queue_chunk(struct stg *stg, struct stg_camera *c, struct chunk_buf 
 		c->dropped_frames += frames;
 		bufpool_put(b);
 	} else if (v->writer) {
-		writer_nudge(v->writer);
+		writer_nudge(v->writer, v->q_bytes);
 	}
 }
 

@@ -237,9 +237,11 @@ struct writer;
 int writer_start(struct stg *stg, struct writer **out, struct vol **vols, int n);
 void writer_stop(struct writer *w);
 void writer_wake(struct writer *w);
-/* A chunk was queued: wakes the writer only if it is asleep (or about to
- * sleep); a busy writer finds the chunk on its next pass. */
-void writer_nudge(struct writer *w);
+/* A chunk was queued and `queued_bytes` now wait on its volume: wakes the
+ * writer if it is asleep (or about to sleep) and a whole write block is
+ * waiting; a busy writer finds the chunk on its next pass, a sleeping one
+ * at its next tick. */
+void writer_nudge(struct writer *w, uint64_t queued_bytes);
 /* Blocks until every chunk queued before the call is synced and reported. */
 int writer_drain(struct writer *w);
 

@@ -167,9 +167,12 @@ static void ev_push(struct wevent **v, uint32_t *n, uint32_t *cap, const struct 
 	(*v)[(*n)++] = *e;
 }
 
-void writer_nudge(struct writer *w)
+void writer_nudge(struct writer *w, uint64_t queued_bytes)
 {
-	if (atomic_exchange(&w->sleeping, 0))
+	/* Less than a write block waiting: the writer's own tick writes it out
+	 * in time (partial blocks go at a quarter of the flush interval); waking
+	 * it for every chunk cost 2-4% of the recorder's CPU at 2,000 cameras. */
+	if (queued_bytes >= block_bytes(w) && atomic_exchange(&w->sleeping, 0))
 		writer_wake(w);
 }
 
@@ -863,6 +866,12 @@ static void *writer_main(void *arg)
 		atomic_store(&w->sleeping, 1);
 		if (pushes(w) != seen)
 			wait = 0;
+		/* chunks below a block do not wake us (writer_nudge): look at the
+		 * queues at least every eighth of the flush interval, so a chunk
+		 * waits at most that long before it is packed */
+		int64_t look_wait = (int64_t)w->stg->cfg.flush_interval_ms * 125;
+		if (wait > look_wait)
+			wait = look_wait;
 		if (wait < 0)
 			wait = 0;
 		struct __kernel_timespec ts = { wait / 1000000, (wait % 1000000) * 1000 };
