@@ -816,22 +816,6 @@ static void avs_stop_threads(struct avsource_pool *p, uint32_t started)
 		pthread_join(p->threads[i], NULL);
 }
 
-static void avs_config_defaults(struct ingest_config *c)
-{
-	if (!c->av_threads)
-		c->av_threads = 4;
-	if (!c->backoff_min_ms)
-		c->backoff_min_ms = 1000;
-	if (!c->backoff_max_ms)
-		c->backoff_max_ms = 60000;
-	if (c->backoff_max_ms < c->backoff_min_ms)
-		c->backoff_max_ms = c->backoff_min_ms;
-	if (!c->timeout_ms)
-		c->timeout_ms = 10000;
-	if (!c->max_clock_skew_ms)
-		c->max_clock_skew_ms = 5000;
-}
-
 int avsource_pool_start(const struct ingest_config *cfg, struct avsource_pool **out)
 {
 	static pthread_once_t log_once = PTHREAD_ONCE_INIT;
@@ -842,7 +826,7 @@ int avsource_pool_start(const struct ingest_config *cfg, struct avsource_pool **
 	if (!p)
 		return -ENOMEM;
 	p->cfg = *cfg;
-	avs_config_defaults(&p->cfg);
+	ingest_config_defaults(&p->cfg);
 	p->rng = (uint64_t)nvr_now_us() * 0x9E3779B97F4A7C15ull | 1;
 	p->threads = calloc(p->cfg.av_threads, sizeof *p->threads);
 	if (!p->threads) {

@@ -43,7 +43,7 @@ const char *ingest_state_name(enum ingest_state s)
 	return "unknown";
 }
 
-static void config_defaults(struct ingest_config *c)
+void ingest_config_defaults(struct ingest_config *c)
 {
 	if (!c->loops)
 		c->loops = 1;
@@ -87,7 +87,7 @@ int ingest_start(const struct ingest_config *cfg, struct ingest **out)
 	if (!in)
 		return -ENOMEM;
 	in->cfg = *cfg;
-	config_defaults(&in->cfg);
+	ingest_config_defaults(&in->cfg);
 	if (in->cfg.udp_port_max <= in->cfg.udp_port_min) {
 		free(in);
 		return -EINVAL;

@@ -72,6 +72,10 @@ struct ingest_camera_status {
 
 struct ingest;
 
+/* Fills every 0 field of `c` with its default (the brackets above) and
+ * clamps the rest; ingest_start and the libavformat pool both use it. */
+void ingest_config_defaults(struct ingest_config *c);
+
 int ingest_start(const struct ingest_config *cfg, struct ingest **out);
 
 /* Starts recording a camera (its main_url; credentials from the record).
