@@ -204,6 +204,7 @@ static int web_listen(struct web *w, unsigned flags, const struct sockaddr *sa)
 {
 	w->daemon = MHD_start_daemon(
 	        flags, w->cfg.port, NULL, NULL, web_access, w,
+	        MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, w,
 	        MHD_OPTION_SOCK_ADDR, sa,
 	        MHD_OPTION_THREAD_POOL_SIZE, w->cfg.threads,
 	        MHD_OPTION_CONNECTION_LIMIT, w->cfg.max_connections,
@@ -211,7 +212,6 @@ static int web_listen(struct web *w, unsigned flags, const struct sockaddr *sa)
 	        MHD_OPTION_CONNECTION_TIMEOUT, w->cfg.connection_timeout_s,
 	        MHD_OPTION_URI_LOG_CALLBACK, web_uri, w,
 	        MHD_OPTION_NOTIFY_COMPLETED, web_completed, w,
-	        MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, w,
 	        MHD_OPTION_END);
 	return w->daemon ? 0 : -EADDRNOTAVAIL;
 }
