@@ -328,7 +328,7 @@ int query_format_time(int64_t us, char *buf, size_t n)
 	int64_t sod = secs - days * 86400;
 	int y, m, d;
 	query_civil_from_days(days, &y, &m, &d);
-	if (y < 0 || y > 9999)
+	if (y < 1 || y > 9999)
 		return -ERANGE;
 	int w = snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d, (int)(sod / 3600),
 	                 (int)(sod / 60 % 60), (int)(sod % 60), (int)(ms - secs * 1000));
