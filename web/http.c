@@ -241,8 +241,14 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	err = -pthread_rwlock_init(&w->snap.lock, NULL);
 	if (err)
 		goto fail;
-	err = web_listen(w, flags, sa);
+	/* Load the snapshot now, so that the first listing is not the slow one. */
+	err = api_snapshot_acquire(w);
+	if (!err) {
+		api_snapshot_release(w);
+		err = web_listen(w, flags, sa);
+	}
 	if (err) {
+		api_snapshot_free(&w->snap);
 		pthread_rwlock_destroy(&w->snap.lock);
 		goto fail;
 	}
