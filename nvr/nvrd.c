@@ -343,19 +343,22 @@ static int start_ingest(struct daemon *d)
 	return err;
 }
 
-static int start_http(struct daemon *d)
+/* A port already taken must not stop the recording: the API is left off
+ * (web_start logged why) and the daemon records on. */
+static void start_http(struct daemon *d)
 {
 	if (!d->opt.http_port)
-		return 0;
+		return;
 	struct web_config wc = { .listen_addr = d->opt.http_listen,
 	                         .port = (uint16_t)d->opt.http_port };
 	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest };
-	int err = web_start(&wc, &d->web_ctx, &d->web);
-	if (!err)
-		nvr_log("info", "nvrd", "event=http_started url=http://%s%s%s:%" PRIu32 "/",
-		        strchr(wc.listen_addr, ':') ? "[" : "", wc.listen_addr,
-		        strchr(wc.listen_addr, ':') ? "]" : "", d->opt.http_port);
-	return err;
+	if (web_start(&wc, &d->web_ctx, &d->web)) {
+		nvr_log("error", "nvrd", "event=http_disabled reason=start_failed");
+		return;
+	}
+	const char *v6 = strchr(wc.listen_addr, ':');
+	nvr_log("info", "nvrd", "event=http_started url=http://%s%s%s:%" PRIu32 "/",
+	        v6 ? "[" : "", wc.listen_addr, v6 ? "]" : "", d->opt.http_port);
 }
 
 /* ---- status -------------------------------------------------------------- */
@@ -495,8 +498,9 @@ int main(int argc, char **argv)
 	raise_fd_limit();
 	d.start_mono_us = nvr_mono_us();
 	bool ok = open_storage_and_registry(&d) == 0 && start_simulator(&d) == 0 &&
-	          start_ingest(&d) == 0 && start_http(&d) == 0;
+	          start_ingest(&d) == 0;
 	if (ok) {
+		start_http(&d);
 		nvr_log("info", "nvrd", "event=started data=%s volumes=%d cameras=%" PRIu32
 		        " loops=%" PRIu32 " seconds=%" PRIu32 " pid=%ld", d.dir.path, d.dir.volume_count,
 		        camsync_count(d.sync), d.opt.loops, d.opt.seconds, (long)getpid());

@@ -200,8 +200,10 @@ static void web_defaults(struct web_config *c)
 		c->max_window_ms = 7LL * 24 * 3600 * 1000;
 }
 
+/* libmicrohttpd logs why it could not start; errno usually says it too. */
 static int web_listen(struct web *w, unsigned flags, const struct sockaddr *sa)
 {
+	errno = 0;
 	w->daemon = MHD_start_daemon(
 	        flags, w->cfg.port, NULL, NULL, web_access, w,
 	        MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, w,
@@ -213,7 +215,8 @@ static int web_listen(struct web *w, unsigned flags, const struct sockaddr *sa)
 	        MHD_OPTION_URI_LOG_CALLBACK, web_uri, w,
 	        MHD_OPTION_NOTIFY_COMPLETED, web_completed, w,
 	        MHD_OPTION_END);
-	return w->daemon ? 0 : -EADDRNOTAVAIL;
+	int err = errno;
+	return w->daemon ? 0 : err > 0 ? -err : -EIO;
 }
 
 int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **out)
