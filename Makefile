@@ -10,10 +10,10 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil
+PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil libmicrohttpd
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
-NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr \
+NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr -Iweb \
            $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lcsv -lpthread -lm
 TEST_LDLIBS := $(shell pkg-config --libs criterion)
@@ -26,6 +26,11 @@ STORAGE_LIB := $(BUILD)/lib/libnvrstorage.a
 NVR_SRC := $(filter-out nvr/nvrd.c,$(wildcard nvr/*.c))
 NVR_OBJ := $(NVR_SRC:%.c=$(BUILD)/obj/%.o)
 NVR_LIB := $(BUILD)/lib/libnvr.a
+
+# The HTTP API on top of both: every web/*.c.
+WEB_SRC := $(wildcard web/*.c)
+WEB_OBJ := $(WEB_SRC:%.c=$(BUILD)/obj/%.o)
+WEB_LIB := $(BUILD)/lib/libnvrweb.a
 
 # Programs: name -> sources under tools/ or nvr/.
 PROGRAMS := nvr-format nvr-fsck nvr-bench nvrd nvrctl nvr-camsim
@@ -66,14 +71,18 @@ $(NVR_LIB): $(NVR_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && $(AR) rcs $@ $^
 
+$(WEB_LIB): $(WEB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$($$*_OBJ) $(NVR_LIB) $(STORAGE_LIB)
+$(BUILD)/bin/%: $$($$*_OBJ) $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(NVR_LIB) $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
+$(BUILD)/tests/%: tests/unit/%.c $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
-	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -Invr -o $@ $< $(NVR_LIB) $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -Invr -o $@ $< $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
 
 # The unit tests (Criterion) and the black-box tests of the binaries.
 test: all $(TEST_BINS)
@@ -90,9 +99,10 @@ asan:
 fuzz: $(FUZZ_BINS)
 # Library code for the fuzzers, instrumented, in an archive so that each
 # target links only the objects its parser needs.
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(shell pkg-config --cflags $(PKGS)) -Istorage -Invr
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 $(shell pkg-config --cflags $(PKGS)) -Istorage -Invr -Iweb
 FUZZ_LIB := $(BUILD)/fuzz/libfuzzdeps.a
-FUZZ_OBJ := $(STORAGE_SRC:%.c=$(BUILD)/fuzzobj/%.o) $(NVR_SRC:%.c=$(BUILD)/fuzzobj/%.o)
+FUZZ_OBJ := $(STORAGE_SRC:%.c=$(BUILD)/fuzzobj/%.o) $(NVR_SRC:%.c=$(BUILD)/fuzzobj/%.o) \
+            $(WEB_SRC:%.c=$(BUILD)/fuzzobj/%.o)
 $(BUILD)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@

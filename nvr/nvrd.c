@@ -6,7 +6,9 @@
  * and the camera registry, starts the ingest (ingest.h: RTSP event loops
  * and libavformat workers) and hands it every enabled camera of the
  * registry; then, once a second, applies registry changes (camsync.h) and,
- * every 5 s, logs one status line.
+ * every 5 s, logs one status line. The HTTP API (web/http.h) starts after
+ * the ingest, on --http-listen:--http-port (127.0.0.1:8080; port 0 turns it
+ * off), and is the first thing stopped.
  *
  * The embedded demo (simulate.h): with --simulate N, or on a data directory
  * whose registry is empty, nvrd starts the camera simulator as a child
@@ -35,6 +37,7 @@
 #include "camsync.h"
 #include "cli_parse.h"
 #include "datadir.h"
+#include "http.h"
 #include "ingest.h"
 #include "log.h"
 #include "registry.h"
@@ -58,6 +61,8 @@ struct options {
 	const char *fixtures;      /* NULL: BINDIR/../fixtures */
 	uint32_t seconds;          /* 0 = until a signal */
 	const char *log_level;
+	uint32_t http_port;        /* 0: no HTTP API */
+	const char *http_listen;
 };
 
 struct daemon {
@@ -68,6 +73,8 @@ struct daemon {
 	struct ingest *ingest;
 	struct camsync *sync;
 	struct sim *sim;
+	struct web *web;
+	struct web_ctx web_ctx;
 	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
 };
@@ -95,7 +102,7 @@ static void usage(FILE *to)
 	fprintf(to,
 	        "usage: nvrd [--data DIR] [--volumes N] [--volume-size SIZE] [--loops N]\n"
 	        "            [--simulate N] [--sim-port P] [--camsim PATH] [--fixtures DIR]\n"
-	        "            [--seconds S] [--log-level L]\n"
+	        "            [--seconds S] [--log-level L] [--http-port P] [--http-listen ADDR]\n"
 	        "\n"
 	        "Records every enabled camera of DIR/registry (see `nvrctl cameras`) onto\n"
 	        "the volumes DIR/vol0..volN-1 (formatted on first use), indexed in DIR/index.\n"
@@ -113,6 +120,9 @@ static void usage(FILE *to)
 	        "  --fixtures DIR      simulator video files [BINDIR/../fixtures]\n"
 	        "  --seconds S         stop after S seconds; 0 runs until SIGINT/SIGTERM [0]\n"
 	        "  --log-level L       debug, info, warn or error [info]\n"
+	        "  --http-port P       port of the HTTP API (no authentication yet);\n"
+	        "                      0 turns it off [8080]\n"
+	        "  --http-listen ADDR  address the HTTP API listens on [127.0.0.1]\n"
 	        "  --help              this text\n",
 	        DATADIR_MAX_VOLUMES, DEFAULT_SIMULATED);
 }
@@ -167,6 +177,11 @@ static int parse_one(struct options *o, int c, const char *arg)
 		if (parse_u32(arg, 1, 65535, &o->sim_port))
 			return bad_option("--sim-port", arg, "1 to 65535");
 		return 0;
+	case 'H':
+		if (parse_u32(arg, 0, 65535, &o->http_port))
+			return bad_option("--http-port", arg, "0 to 65535");
+		return 0;
+	case 'A': o->http_listen = arg; return 0;
 	case 't':
 		if (parse_u32(arg, 0, UINT32_MAX, &o->seconds))
 			return bad_option("--seconds", arg, "a whole number of seconds");
@@ -189,12 +204,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "fixtures", required_argument, NULL, 'F' },
 		{ "seconds", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'L' },
+		{ "http-port", required_argument, NULL, 'H' },
+		{ "http-listen", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .data = "./nvr-data", .volumes = 2, .volume_size = 2ull << 30,
 	                       .loops = 1, .simulate = SIMULATE_AUTO, .sim_port = 8554,
-	                       .log_level = "info" };
+	                       .log_level = "info", .http_port = 8080,
+	                       .http_listen = "127.0.0.1" };
 	int c, err = 0;
 	opterr = 0;
 	while (!err && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -325,6 +343,24 @@ static int start_ingest(struct daemon *d)
 	return err;
 }
 
+/* A port already taken must not stop the recording: the API is left off
+ * (web_start logged why) and the daemon records on. */
+static void start_http(struct daemon *d)
+{
+	if (!d->opt.http_port)
+		return;
+	struct web_config wc = { .listen_addr = d->opt.http_listen,
+	                         .port = (uint16_t)d->opt.http_port };
+	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest };
+	if (web_start(&wc, &d->web_ctx, &d->web)) {
+		nvr_log("error", "nvrd", "event=http_disabled reason=start_failed");
+		return;
+	}
+	const char *v6 = strchr(wc.listen_addr, ':');
+	nvr_log("info", "nvrd", "event=http_started url=http://%s%s%s:%" PRIu32 "/",
+	        v6 ? "[" : "", wc.listen_addr, v6 ? "]" : "", d->opt.http_port);
+}
+
 /* ---- status -------------------------------------------------------------- */
 
 struct line {
@@ -424,6 +460,8 @@ static void run(struct daemon *d)
  * disk and index, reports the final counts and closes everything. */
 static void shut_down(struct daemon *d)
 {
+	web_stop(d->web);
+	d->web = NULL;
 	if (d->ingest) {
 		ingest_totals(d->ingest, &d->last_totals);
 		ingest_stop(d->ingest);
@@ -462,6 +500,7 @@ int main(int argc, char **argv)
 	bool ok = open_storage_and_registry(&d) == 0 && start_simulator(&d) == 0 &&
 	          start_ingest(&d) == 0;
 	if (ok) {
+		start_http(&d);
 		nvr_log("info", "nvrd", "event=started data=%s volumes=%d cameras=%" PRIu32
 		        " loops=%" PRIu32 " seconds=%" PRIu32 " pid=%ld", d.dir.path, d.dir.volume_count,
 		        camsync_count(d.sync), d.opt.loops, d.opt.seconds, (long)getpid());

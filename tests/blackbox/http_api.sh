@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# http_api.sh - the HTTP API of nvrd (web/): health, the camera listing and
+# its filters (checked against the unfiltered listing, recomputed here in
+# Python), one camera's live status, 404 and 400 answers naming what was
+# wrong, recorded ranges of the last minute, registry edits seen without a
+# restart, no credentials in any answer; then SIGTERM and exit status 0.
+set -euo pipefail
+# shellcheck source=tests/blackbox/lib.bash
+. "$(dirname "$0")/lib.bash"
+cd "$TEST_DIR"
+
+SIM_PORT=18641
+HTTP_PORT=18642
+API=http://127.0.0.1:$HTTP_PORT/api/v1
+PY=/usr/bin/python3
+
+command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
+
+"$BIN/nvrd" --data data --simulate 6 --sim-port $SIM_PORT --http-port $HTTP_PORT \
+	--volume-size 256M 2>nvrd.log &
+pid=$!
+trap 'kill -KILL $pid 2>/dev/null || true' EXIT
+
+# get NAME PATH [STATUS]: GETs API/PATH into NAME, fails unless the HTTP
+# status is STATUS (200) and the body is JSON.
+get() {
+	local code
+	code=$(curl -s -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
+	[[ $code == "${3:-200}" ]] || { cat "$1" >&2; fail "GET $2: status $code, expected ${3:-200}"; }
+	$PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "GET $2: not JSON"
+}
+
+# json FILE EXPR: prints the Python expression EXPR over the JSON in FILE (j).
+json() {
+	$PY -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# Wait for the API and for all six cameras to stream.
+for ((i = 0; i < 100; i++)); do
+	if curl -s -o health.json "$API/health" 2>/dev/null &&
+	   [[ $(json health.json 'j["streaming"]') == 6 ]]; then
+		break
+	fi
+	kill -0 $pid 2>/dev/null || { cat nvrd.log >&2; fail "nvrd exited"; }
+	sleep 0.2
+done
+expect_grep "event=http_started url=http://127.0.0.1:$HTTP_PORT/" nvrd.log "no http_started line"
+
+get health.json /health
+[[ $(json health.json 'j["status"]') == ok ]] || fail "health status"
+[[ $(json health.json 'j["cameras"]') == 6 ]] || fail "health: cameras != 6"
+[[ $(json health.json 'j["streaming"]') == 6 ]] || fail "health: cameras not streaming"
+[[ $(json health.json 'len(j["volumes"])') == 2 ]] || fail "health: volumes"
+[[ $(json health.json 'all(v["state"] == "active" for v in j["volumes"])') == True ]] ||
+	fail "health: a volume is not active"
+grep -q 'application/json' < <(curl -sI "$API/health") || fail "no JSON content type"
+
+get all.json /cameras
+[[ $(json all.json 'j["total"]') == 6 ]] || fail "cameras: total != 6"
+[[ $(json all.json 'sorted(c["id"] for c in j["cameras"])') == "[1, 2, 3, 4, 5, 6]" ]] ||
+	fail "cameras: wrong ids"
+grep -qiE 'password|username|rtsp://' all.json && fail "cameras listing shows URLs or credentials"
+
+# bbox around the Wuda district's cameras (2 and 5: id % 3 == 2).
+get bbox.json '/cameras?bbox=106.6,39.4,106.8,39.6'
+want=$(json all.json 'sorted(c["id"] for c in j["cameras"] if 106.6 <= c["longitude"] <= 106.8 and 39.4 <= c["latitude"] <= 39.6)')
+got=$(json bbox.json 'sorted(c["id"] for c in j["cameras"])')
+[[ $want == "[2, 5]" && $got == "$want" ]] || fail "bbox: got $got, expected $want (and [2, 5])"
+[[ $(json bbox.json 'j["total"]') == 2 ]] || fail "bbox: total"
+
+# near the Haibowan centre: ids 3 and 6, sorted by distance with distance_m.
+LAT=39.684 LON=106.825 RADIUS=2000
+get near.json "/cameras?near=$LAT,$LON&radius=$RADIUS"
+want=$($PY - all.json <<PYEOF
+import json, math, sys
+def hav(a, b, c, d):
+    p = math.radians
+    h = math.sin(p(c - a) / 2) ** 2 + math.cos(p(a)) * math.cos(p(c)) * math.sin(p(d - b) / 2) ** 2
+    return 2 * 6371008.8 * math.asin(math.sqrt(h))
+cams = json.load(open(sys.argv[1]))["cameras"]
+hits = sorted((hav($LAT, $LON, c["latitude"], c["longitude"]), c["id"]) for c in cams)
+print([i for d, i in hits if d <= $RADIUS])
+PYEOF
+)
+got=$(json near.json '[c["id"] for c in j["cameras"]]')
+[[ $got == "$want" && $want == "[3, 6]" ]] || fail "near: got $got, expected $want (and [3, 6])"
+[[ $(json near.json 'all(0 <= c["distance_m"] <= 2000 for c in j["cameras"])') == True ]] ||
+	fail "near: distance_m missing or out of range"
+get bad.json "/cameras?near=$LAT,$LON" 400
+[[ $(json bad.json 'j["error"]["parameter"]') == radius ]] || fail "near without radius"
+
+# tags: 1 has school+street, 2 bank+street, 4 school+street... (tag_sets[id % 6])
+get tag.json '/cameras?tag=street'
+want=$(json all.json 'sorted(c["id"] for c in j["cameras"] if "street" in c["tags"])')
+[[ $(json tag.json 'sorted(c["id"] for c in j["cameras"])') == "$want" && $want == "[1, 2, 6]" ]] ||
+	fail "tag=street: expected $want"
+get tag2.json '/cameras?tag=street&tag=school'
+[[ $(json tag2.json '[c["id"] for c in j["cameras"]]') == "[1]" ]] || fail "tag=street&tag=school"
+get q.json '/cameras?q=WUDA&limit=1&offset=1'
+[[ $(json q.json 'j["total"]') == 2 && $(json q.json '[c["id"] for c in j["cameras"]]') == "[5]" ]] ||
+	fail "q=WUDA with limit/offset"
+get st.json '/cameras?status=streaming'
+[[ $(json st.json 'j["total"]') == 6 ]] || fail "status=streaming"
+get st2.json '/cameras?status=backoff'
+[[ $(json st2.json 'j["total"]') == 0 ]] || fail "status=backoff"
+get bad.json '/cameras?limit=5000' 400
+[[ $(json bad.json 'j["error"]["parameter"]') == limit ]] || fail "limit=5000 not refused"
+
+get one.json /cameras/1
+[[ $(json one.json 'j["status"]') == streaming ]] || fail "camera 1 not streaming"
+[[ $(json one.json 'j["live"]["frames"] > 0 and j["live"]["fps"] > 0') == True ]] ||
+	fail "camera 1: no live counters"
+get missing.json /cameras/999 404
+[[ $(json missing.json 'j["error"]["code"]') == 404 ]] || fail "404 body"
+get nope.json /nothing 404
+
+now=$($PY -c 'import time; print(int(time.time() * 1000))')
+get ranges.json "/cameras/1/ranges?from=$((now - 60000))&to=$((now + 1000))"
+[[ $(json ranges.json 'len(j["ranges"]) >= 1') == True ]] || fail "no recorded range in the last minute"
+[[ $(json ranges.json 'all(r["start_ms"] < r["end_ms"] and r["start"].endswith("Z") for r in j["ranges"])') == True ]] ||
+	fail "ranges malformed"
+get ranges2.json "/cameras/1/ranges?from=$($PY -c "import datetime,time; print(datetime.datetime.fromtimestamp($now/1000-60, datetime.timezone.utc).isoformat().replace('+00:00','Z'))")&to=$((now + 1000))"
+[[ $(json ranges2.json 'len(j["ranges"]) >= 1') == True ]] || fail "no range with an RFC 3339 from"
+get bad.json "/cameras/1/ranges?from=garbage&to=$now" 400
+[[ $(json bad.json 'j["error"]["parameter"]') == from ]] || fail "from=garbage not named"
+get bad.json "/cameras/1/ranges?from=$now&to=$now" 400
+[[ $(json bad.json 'j["error"]["parameter"]') == to ]] || fail "to <= from not refused"
+get bad.json "/cameras/1/ranges?from=$((now - 8 * 86400000))&to=$now" 400
+get bad.json "/cameras/1/ranges?to=$now" 400
+[[ $(json bad.json 'j["error"]["parameter"]') == from ]] || fail "missing from not named"
+get bad.json "/cameras/999/ranges?from=$((now - 60000))&to=$now" 404
+
+# A camera with credentials added while nvrd runs: listed, secrets not.
+cat >cam7.csv <<'CSV'
+id,name,main_url,username,password,latitude,longitude,tags,site,district,enabled
+7,Gate seven,rtsp://admin:Secr3t@127.0.0.1:9/x,admin,Secr3t,39.5,106.7,gate,depot,Wuda,false
+CSV
+expect_exit 0 import.out "$BIN/nvrctl" cameras import cam7.csv --data data
+get all7.json /cameras
+[[ $(json all7.json 'j["total"]') == 7 ]] || fail "registry edit not seen"
+get seven.json /cameras/7
+[[ $(json seven.json 'j["name"]') == "Gate seven" ]] || fail "camera 7"
+grep -qE 'Secr3t|admin|rtsp://' all7.json seven.json && fail "credentials in an answer"
+
+kill -TERM $pid
+rc=0
+wait $pid || rc=$?
+trap - EXIT
+[[ $rc -eq 0 ]] || { cat nvrd.log >&2; fail "nvrd exited $rc after SIGTERM"; }
+expect_grep 'event=stopped reason=signal' nvrd.log "no stop line"
+grep -q Secr3t nvrd.log && fail "the log holds a password"
+echo "ok: health, filters, status, ranges, errors and registry refresh over HTTP"

@@ -1,0 +1,88 @@
+/*
+ * api.h - what the HTTP server (http.c) and the endpoint handlers (api_*.c)
+ * share: the request, the reply, the routing signature and the registry
+ * snapshot. Private to web/.
+ */
+#ifndef WEB_API_H
+#define WEB_API_H
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "http.h"
+#include "query.h"
+
+/* A camera as the API shows it: the registry record without URLs or
+ * credentials. */
+struct api_camera {
+	uint32_t id;
+	char name[128];
+	double latitude, longitude;
+	char tags[REGISTRY_MAX_TAGS][32];
+	int tag_count;
+	char site[128];
+	char district[128];
+	char retention_class[32];
+	bool enabled;
+};
+
+/* The registry in memory, rebuilt when registry_generation() changes;
+ * readers hold the rwlock for reading while they use `cams`. */
+struct api_snapshot {
+	pthread_rwlock_t lock;
+	uint64_t generation;
+	bool loaded;
+	struct api_camera *cams;        /* id order */
+	size_t count;
+};
+
+struct web {
+	struct web_config cfg;
+	struct web_ctx ctx;
+	struct api_snapshot snap;
+	void *daemon;                   /* struct MHD_Daemon */
+};
+
+/* One request: its query string, parsed when the URI arrived. */
+struct web_request {
+	struct query query;
+	int query_status;               /* 0, or the query_parse error */
+	struct query_error query_error;
+};
+
+struct web_reply {
+	unsigned status;
+	json_t *body;                   /* owned; sent as application/json */
+};
+
+/* path_arg: the {id} part of the route, NULL when the route has none.
+ * Returns 0 with rep filled, or a negative errno (500). */
+typedef int (*api_handler_fn)(struct web *w, const struct web_request *req,
+                              const char *path_arg, struct web_reply *rep);
+
+int api_health(struct web *w, const struct web_request *req, const char *arg,
+               struct web_reply *rep);
+int api_cameras(struct web *w, const struct web_request *req, const char *arg,
+                struct web_reply *rep);
+int api_camera(struct web *w, const struct web_request *req, const char *arg,
+               struct web_reply *rep);
+int api_ranges(struct web *w, const struct web_request *req, const char *arg,
+               struct web_reply *rep);
+
+/* {"error": {"code": status, "message": ..., "parameter": ...}} */
+int api_error(struct web_reply *rep, unsigned status, const char *parameter,
+              const char *message);
+int api_query_error(struct web_reply *rep, const struct query_error *err);
+
+/* Snapshot: brings it up to date and takes the read lock (0), or fails
+ * without the lock held. api_snapshot_release drops the read lock. */
+int api_snapshot_acquire(struct web *w);
+void api_snapshot_release(struct web *w);
+const struct api_camera *api_snapshot_find(struct web *w, uint32_t id);
+void api_snapshot_free(struct api_snapshot *s);
+
+/* The path's camera id, or -1 after filling a 400 reply. */
+int64_t api_path_id(const char *arg, struct web_reply *rep);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * http.h - the investigator HTTP API (libmicrohttpd): JSON over GET,
+ * versioned under /api/v1/ (see web/README.md for the endpoints).
+ *
+ * The server runs its own threads (an epoll thread pool); handlers only
+ * read: the registry through an in-memory snapshot without credentials,
+ * the ingest's live status and the storage engine's ranges and volume
+ * statistics. There is no authentication yet: listen on localhost.
+ */
+#ifndef WEB_HTTP_H
+#define WEB_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest.h"
+#include "registry.h"
+#include "storage.h"
+
+/* What the handlers read; owned by the caller, alive until web_stop(). */
+struct web_ctx {
+	struct stg *stg;
+	struct registry *reg;
+	struct ingest *ingest;          /* NULL: every camera reads "not_recording" */
+};
+
+struct web_config {
+	const char *listen_addr;        /* IPv4 or IPv6 literal ["127.0.0.1"] */
+	uint16_t port;                  /* required, 1..65535 */
+	unsigned threads;               /* thread pool size [2] */
+	unsigned max_connections;       /* [256] */
+	unsigned connection_timeout_s;  /* idle connections are closed [30] */
+	size_t connection_memory;       /* per-connection buffer bytes [64 KiB] */
+	int64_t max_window_ms;          /* longest /ranges window [7 days] */
+};
+
+struct web;
+
+/* Starts listening; returns 0 or a negative errno (logged). */
+int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **out);
+
+/* Stops accepting, waits for the handlers in flight, frees. NULL is fine. */
+void web_stop(struct web *w);
+
+#endif
