@@ -54,6 +54,8 @@ struct web_request {
 struct web_reply {
 	unsigned status;
 	json_t *body;                   /* owned; sent as application/json */
+	void *response;                 /* struct MHD_Response *, owned; when set,
+	                                 * queued with `status` instead of body */
 };
 
 /* path_arg: the {id} part of the route, NULL when the route has none.
@@ -69,6 +71,15 @@ int api_camera(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
 int api_ranges(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
+int api_playback(struct web *w, const struct web_request *req, const char *arg,
+                 struct web_reply *rep);
+
+/* Checks the required window `from` < `to` (at most max_window_ms); returns
+ * 0, 1 after filling a 400 reply naming the parameter, or -ENOMEM. */
+int api_window(struct web *w, const struct query *q, int64_t *t0, int64_t *t1,
+               struct web_reply *rep);
+/* Whether camera `id` is in the registry; *err is set when it cannot say. */
+bool api_camera_exists(struct web *w, uint32_t id, int *err);
 
 /* {"error": {"code": status, "message": ..., "parameter": ...}} */
 int api_error(struct web_reply *rep, unsigned status, const char *parameter,

@@ -97,9 +97,8 @@ static int api_spans(const struct stg_range *r, int n, int64_t t0, int64_t t1, j
 	return 0;
 }
 
-/* Checks from and to; returns 0, or 1 after filling a 400 reply. */
-static int api_window(struct web *w, const struct query *q, int64_t *t0, int64_t *t1,
-                      struct web_reply *rep)
+int api_window(struct web *w, const struct query *q, int64_t *t0, int64_t *t1,
+               struct web_reply *rep)
 {
 	struct query_error qe;
 	int a = query_time(q, "from", t0, &qe);
@@ -121,7 +120,7 @@ static int api_window(struct web *w, const struct query *q, int64_t *t0, int64_t
 	return 0;
 }
 
-static bool api_camera_exists(struct web *w, uint32_t id, int *err)
+bool api_camera_exists(struct web *w, uint32_t id, int *err)
 {
 	*err = api_snapshot_acquire(w);
 	if (*err)

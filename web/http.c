@@ -32,6 +32,7 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras", api_cameras },
 	{ "GET", "/api/v1/cameras/{id}", api_camera },
 	{ "GET", "/api/v1/cameras/{id}/ranges", api_ranges },
+	{ "GET", "/api/v1/cameras/{id}/video.mp4", api_playback },
 };
 
 #define WEB_MAX_ARG 64
@@ -138,12 +139,18 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *con, const c
 		*upload_size = 0;     /* bodies are not read by any endpoint */
 		return MHD_YES;
 	}
-	struct web_reply rep = { .status = 200, .body = NULL };
+	struct web_reply rep = { .status = 200, .body = NULL, .response = NULL };
 	if (!req)
 		api_error(&rep, 500, NULL, "out of memory");
 	else
 		web_dispatch(w, req, method, url, &rep);
-	enum MHD_Result ret = web_send(con, &rep);
+	enum MHD_Result ret;
+	if (rep.response) {
+		ret = MHD_queue_response(con, rep.status, rep.response);
+		MHD_destroy_response(rep.response);
+	} else {
+		ret = web_send(con, &rep);
+	}
 	json_decref(rep.body);
 	return ret;
 }
