@@ -38,6 +38,7 @@
 #define PB_AVIO_SIZE (64u << 10)    /* the muxer's write buffer */
 #define PB_BUF_LOW (256u << 10)     /* pb_read muxes until this much waits */
 #define PB_BUF_MAX (64u << 20)      /* more pending output ends the stream */
+#define PB_DEFAULT_DURATION 40000   /* a lone frame's duration (us): 25 fps */
 
 struct pb_req {
 	uint32_t camera;
@@ -47,12 +48,16 @@ struct pb_req {
 	enum stg_codec codec;
 	int64_t base_us;                /* time of the first frame */
 	int64_t last_pts;               /* in microseconds, -1 before the first */
+	int64_t held_duration;          /* the last frame's: the one before it */
 	uint64_t frames;
 	uint8_t *buf;                   /* muxed bytes waiting for the client */
 	size_t len, off, cap;
 	bool done;                      /* trailer written or stream ended */
 	bool failed;                    /* end with a truncated transfer */
 	bool started;                   /* the response exists */
+	bool delivered;                 /* the end of the stream was handed over */
+	AVPacket *held;                 /* the last frame, muxed once the next one
+	                                 * tells its duration */
 };
 
 /* AVIO write callback: appends the muxer's output to the request buffer. */
@@ -91,10 +96,11 @@ static void pb_free(void *cls)
 		avformat_free_context(p->fmt);
 	}
 	av_packet_free(&p->pkt);
+	av_packet_free(&p->held);
 	stg_iter_close(p->it);
 	if (p->started)
 		nvr_log("info", "web", "event=playback_ended camera=%" PRIu32 " frames=%" PRIu64
-		        " complete=%s", p->camera, p->frames, p->done && !p->failed ? "true" : "false");
+		         " complete=%s", p->camera, p->frames, p->delivered ? "true" : "false");
 	free(p->buf);
 	free(p);
 }
@@ -189,9 +195,10 @@ static int pb_mux_open(struct pb_req *p, const struct stg_read_frame *f)
 		goto fail;
 	AVStream *st = avformat_new_stream(p->fmt, NULL);
 	p->pkt = av_packet_alloc();
+	p->held = av_packet_alloc();
 	iobuf = av_malloc(PB_AVIO_SIZE);
 	err = AVERROR(ENOMEM);
-	if (!st || !p->pkt || !iobuf)
+	if (!st || !p->pkt || !p->held || !iobuf)
 		goto fail;
 	p->fmt->pb = avio_alloc_context(iobuf, PB_AVIO_SIZE, 1, p, NULL, pb_write, NULL);
 	if (!p->fmt->pb)
@@ -214,27 +221,43 @@ fail:
 	return err < 0 ? err : 0;
 }
 
-/* Muxes one frame; returns 0 or an AVERROR. */
-static int pb_mux_frame(struct pb_req *p, const struct stg_read_frame *f)
+/* Muxes the held frame, lasting `duration` microseconds (its muxed copy
+ * stays with the muxer); returns 0 or an AVERROR. */
+static int pb_mux_held(struct pb_req *p, int64_t duration)
 {
+	if (!p->held->data)
+		return 0;
+	AVRational us = { 1, 1000000 };
 	AVStream *st = p->fmt->streams[0];
-	int64_t pts = f->time_us - p->base_us;
-	if (pts <= p->last_pts)
-		pts = p->last_pts + 1;  /* the muxer needs strictly rising times */
-	p->last_pts = pts;
-	/* The muxer copies data it does not own (no pkt->buf) before returning. */
-	av_packet_unref(p->pkt);
-	p->pkt->data = (uint8_t *)f->data;
-	p->pkt->size = (int)f->size;
-	p->pkt->pts = p->pkt->dts = av_rescale_q(pts, (AVRational){ 1, 1000000 }, st->time_base);
-	p->pkt->flags = f->key ? AV_PKT_FLAG_KEY : 0;
-	p->pkt->stream_index = 0;
-	int err = av_write_frame(p->fmt, p->pkt);
-	p->pkt->data = NULL;
-	p->pkt->size = 0;
+	p->held->duration = av_rescale_q(duration, us, st->time_base);
+	p->held->pts = p->held->dts = av_rescale_q(p->held->pts, us, st->time_base);
+	int err = av_write_frame(p->fmt, p->held);
+	av_packet_unref(p->held);
 	if (err >= 0)
 		p->frames++;
 	return err;
+}
+
+/* Muxes the frame held so far and holds a copy of `f`; 0 or an AVERROR. */
+static int pb_mux_frame(struct pb_req *p, const struct stg_read_frame *f)
+{
+	int64_t pts = f->time_us - p->base_us;
+	if (pts <= p->last_pts)
+		pts = p->last_pts + 1;  /* the muxer needs strictly rising times */
+	int err = pb_mux_held(p, p->last_pts < 0 ? 0 : pts - p->last_pts);
+	if (err < 0)
+		return err;
+	err = av_new_packet(p->pkt, (int)f->size);
+	if (err < 0)
+		return err;
+	memcpy(p->pkt->data, f->data, f->size);
+	p->pkt->pts = p->pkt->dts = pts;    /* microseconds until muxed */
+	p->pkt->flags = f->key ? AV_PKT_FLAG_KEY : 0;
+	p->pkt->stream_index = 0;
+	p->held_duration = p->last_pts < 0 ? PB_DEFAULT_DURATION : pts - p->last_pts;
+	p->last_pts = pts;
+	av_packet_move_ref(p->held, p->pkt);
+	return 0;
 }
 
 static void pb_fail(struct pb_req *p, const char *what, int err)
@@ -266,7 +289,9 @@ static void pb_pump(struct pb_req *p)
 			pb_fail(p, "mux", err);
 		return;
 	}
-	int err = av_write_trailer(p->fmt);
+	int err = pb_mux_held(p, p->held_duration);
+	if (err >= 0)
+		err = av_write_trailer(p->fmt);
 	if (err >= 0) {
 		avio_flush(p->fmt->pb);
 		err = p->fmt->pb->error;
@@ -286,9 +311,12 @@ static ssize_t pb_read(void *cls, uint64_t pos, char *out, size_t max)
 	while (!p->done && p->len - p->off < PB_BUF_LOW)
 		pb_pump(p);
 	size_t n = p->len - p->off;
-	if (n == 0)
-		return p->failed ? MHD_CONTENT_READER_END_WITH_ERROR
-		                 : MHD_CONTENT_READER_END_OF_STREAM;
+	if (n == 0 && p->failed)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (n == 0) {
+		p->delivered = true;
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	}
 	if (n > max)
 		n = max;
 	memcpy(out, p->buf + p->off, n);
