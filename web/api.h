@@ -27,6 +27,27 @@ struct api_camera {
 	bool enabled;
 };
 
+/* The camera filter of /cameras and /search (api_filter.c); the strings
+ * point into the request's query. */
+#define API_DEFAULT_LIMIT 100
+#define API_MAX_LIMIT 1000
+
+struct api_filter {
+	bool bbox, near;
+	double min_lon, min_lat, max_lon, max_lat;
+	double lat, lon, radius_m;
+	const char *tags[REGISTRY_MAX_TAGS];
+	int tag_count;
+	const char *district, *text, *status;
+	int64_t limit, offset;
+};
+
+/* A camera that matched, with its distance from `near` (0 without). */
+struct api_hit {
+	const struct api_camera *cam;
+	double distance_m;
+};
+
 /* The registry in memory, rebuilt when registry_generation() changes;
  * readers hold the rwlock for reading while they use `cams`. */
 struct api_snapshot {
@@ -71,6 +92,8 @@ int api_camera(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
 int api_ranges(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
+int api_search(struct web *w, const struct web_request *req, const char *arg,
+               struct web_reply *rep);
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
 
@@ -78,6 +101,10 @@ int api_playback(struct web *w, const struct web_request *req, const char *arg,
  * 0, 1 after filling a 400 reply naming the parameter, or -ENOMEM. */
 int api_window(struct web *w, const struct query *q, int64_t *t0, int64_t *t1,
                struct web_reply *rep);
+/* "2026-01-01T12:00:00.500Z" (null when out of range), and
+ * {"start", "end", "start_ms", "end_ms"} of a span. */
+json_t *api_time(int64_t us);
+json_t *api_span(int64_t start_us, int64_t end_us);
 /* Whether camera `id` is in the registry; *err is set when it cannot say. */
 bool api_camera_exists(struct web *w, uint32_t id, int *err);
 
@@ -92,6 +119,19 @@ int api_snapshot_acquire(struct web *w);
 void api_snapshot_release(struct web *w);
 const struct api_camera *api_snapshot_find(struct web *w, uint32_t id);
 void api_snapshot_free(struct api_snapshot *s);
+
+/* Parses the filter parameters; returns 0, 1 after filling a 400 reply
+ * naming the parameter, or -ENOMEM. */
+int api_parse_filter(const struct query *q, struct api_filter *f, struct web_reply *rep);
+/* The snapshot's cameras that match f (caller holds the snapshot), sorted
+ * by distance with near, else in id order; *out is malloc'd. 0 or -ENOMEM. */
+int api_filter_hits(struct web *w, const struct api_filter *f, struct api_hit **out, size_t *n);
+/* The ingest state's name, or "not_recording"; st is filled when known. */
+const char *api_status_name(struct web *w, uint32_t id, struct ingest_camera_status *st);
+/* The fields every camera answer has (id, name, latitude, longitude, tags,
+ * site, district, retention_class, enabled, status). */
+json_t *api_camera_json(struct web *w, const struct api_camera *c,
+                        struct ingest_camera_status *st);
 
 /* The path's camera id, or -1 after filling a 400 reply. */
 int64_t api_path_id(const char *arg, struct web_reply *rep);

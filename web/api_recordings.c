@@ -26,7 +26,7 @@ static const char *api_volume_state(enum stg_volume_state s)
 	return "unknown";
 }
 
-static json_t *api_time(int64_t us)
+json_t *api_time(int64_t us)
 {
 	char buf[40];
 	return query_format_time(us, buf, sizeof buf) ? json_null() : json_string(buf);
@@ -73,7 +73,7 @@ int api_health(struct web *w, const struct web_request *req, const char *arg,
 	return rep->body ? 0 : -ENOMEM;
 }
 
-static json_t *api_span(int64_t start_us, int64_t end_us)
+json_t *api_span(int64_t start_us, int64_t end_us)
 {
 	return json_pack("{s:o, s:o, s:I, s:I}", "start", api_time(start_us), "end", api_time(end_us),
 	                 "start_ms", (json_int_t)(start_us / 1000), "end_ms", (json_int_t)(end_us / 1000));

@@ -33,6 +33,7 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}", api_camera },
 	{ "GET", "/api/v1/cameras/{id}/ranges", api_ranges },
 	{ "GET", "/api/v1/cameras/{id}/video.mp4", api_playback },
+	{ "GET", "/api/v1/search", api_search },
 };
 
 #define WEB_MAX_ARG 64
