@@ -11,39 +11,10 @@ cd "$TEST_DIR"
 
 SIM_PORT=18641
 HTTP_PORT=18642
-API=http://127.0.0.1:$HTTP_PORT/api/v1
-PY=/usr/bin/python3
-
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
-
-"$BIN/nvrd" --data data --simulate 6 --sim-port $SIM_PORT --http-port $HTTP_PORT \
-	--volume-size 256M 2>nvrd.log &
-pid=$!
-trap 'kill -KILL $pid 2>/dev/null || true' EXIT
-
-# get NAME PATH [STATUS]: GETs API/PATH into NAME, fails unless the HTTP
-# status is STATUS (200) and the body is JSON.
-get() {
-	local code
-	code=$(curl -s -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
-	[[ $code == "${3:-200}" ]] || { cat "$1" >&2; fail "GET $2: status $code, expected ${3:-200}"; }
-	$PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "GET $2: not JSON"
-}
-
-# json FILE EXPR: prints the Python expression EXPR over the JSON in FILE (j).
-json() {
-	$PY -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
-
-# Wait for the API and for all six cameras to stream.
-for ((i = 0; i < 100; i++)); do
-	if curl -s -o health.json "$API/health" 2>/dev/null &&
-	   [[ $(json health.json 'j["streaming"]') == 6 ]]; then
-		break
-	fi
-	kill -0 $pid 2>/dev/null || { cat nvrd.log >&2; fail "nvrd exited"; }
-	sleep 0.2
-done
+# shellcheck source=tests/blackbox/http_lib.bash
+. "$BLACKBOX_DIR/http_lib.bash"
+start_nvrd_api 6
 expect_grep "event=http_started url=http://127.0.0.1:$HTTP_PORT/" nvrd.log "no http_started line"
 
 get health.json /health

@@ -14,22 +14,11 @@ cd "$TEST_DIR"
 
 SIM_PORT=18651
 HTTP_PORT=18652
-API=http://127.0.0.1:$HTTP_PORT/api/v1
-PY=/usr/bin/python3
-
 for tool in curl ffprobe ffmpeg; do
 	command -v $tool >/dev/null || { echo "skip: $tool is not installed"; exit 77; }
 done
-
-"$BIN/nvrd" --data data --simulate 2 --sim-port $SIM_PORT --http-port $HTTP_PORT \
-	--volume-size 256M 2>nvrd.log &
-pid=$!
-trap 'kill -KILL $pid 2>/dev/null || true' EXIT
-
-# json FILE EXPR: prints the Python expression EXPR over the JSON in FILE (j).
-json() {
-	$PY -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
-}
+# shellcheck source=tests/blackbox/http_lib.bash
+. "$BLACKBOX_DIR/http_lib.bash"
 
 # fetch OUT PATH STATUS: GETs API/PATH into OUT, fails unless the status is STATUS.
 fetch() {
@@ -38,15 +27,7 @@ fetch() {
 	[[ $code == "$3" ]] || { head -c 300 "$1" >&2; fail "GET $2: status $code, expected $3"; }
 }
 
-for ((i = 0; i < 100; i++)); do
-	if curl -s -o health.json "$API/health" 2>/dev/null &&
-	   [[ $(json health.json 'j["streaming"]') == 2 ]]; then
-		break
-	fi
-	kill -0 $pid 2>/dev/null || { cat nvrd.log >&2; fail "nvrd exited"; }
-	sleep 0.2
-done
-[[ $(json health.json 'j["streaming"]') == 2 ]] || { cat nvrd.log >&2; fail "cameras not streaming"; }
+start_nvrd_api 2
 sleep 6
 
 # play CAM CODEC: fetches the camera's recorded range as MP4 and checks it.

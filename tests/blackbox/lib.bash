@@ -6,6 +6,8 @@
 
 : "${BIN:?BIN must name the directory of the built programs}"
 : "${TEST_DIR:?TEST_DIR must name a fresh temporary directory}"
+# This directory, absolute: tests cd into TEST_DIR before sourcing more.
+BLACKBOX_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 fail() {
 	echo "FAIL: $*" >&2
