@@ -108,6 +108,13 @@ json_t *api_span(int64_t start_us, int64_t end_us);
 /* Whether camera `id` is in the registry; *err is set when it cannot say. */
 bool api_camera_exists(struct web *w, uint32_t id, int *err);
 
+/* The common start of /cameras/{id}/...?from&to handlers: the id from the
+ * path, the window from the query, and the camera must exist. Returns 0
+ * with *id, *t0, *t1 set; 1 when `rep` already holds the 400/404 answer;
+ * or a negative errno. */
+int api_camera_window(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep, uint32_t *id, int64_t *t0, int64_t *t1);
+
 /* {"error": {"code": status, "message": ..., "parameter": ...}} */
 int api_error(struct web_reply *rep, unsigned status, const char *parameter,
               const char *message);

@@ -367,25 +367,21 @@ static int pb_response(struct pb_req *p, int64_t t0, struct web_reply *rep)
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep)
 {
-	int64_t t0, t1, id = api_path_id(arg, rep);
-	int err = 0;
-	if (id < 0)
-		return 0;
-	int r = api_window(w, &req->query, &t0, &t1, rep);
-	if (r)
-		return r < 0 ? r : 0;
-	if (!api_camera_exists(w, (uint32_t)id, &err))
-		return err ? err : api_error(rep, 404, "id", "no camera with this id");
+	int64_t t0, t1;
+	uint32_t id;
+	int err = api_camera_window(w, req, arg, rep, &id, &t0, &t1);
+	if (err)
+		return err < 0 ? err : 0;
 	struct pb_req *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
-	p->camera = (uint32_t)id;
+	p->camera = id;
 	p->last_pts = -1;
 	struct stg_read_frame f;
 	err = stg_iter_open(w->ctx.stg, p->camera, t0, t1, &p->it);
 	if (err)
 		goto fail;
-	r = pb_first_key(p, &f);
+	int r = pb_first_key(p, &f);
 	if (r <= 0) {
 		err = r < 0 ? r : api_error(rep, 404, NULL, "no footage in this window");
 		goto fail;

@@ -130,24 +130,40 @@ bool api_camera_exists(struct web *w, uint32_t id, int *err)
 	return found;
 }
 
+int api_camera_window(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep, uint32_t *id, int64_t *t0, int64_t *t1)
+{
+	int64_t n = api_path_id(arg, rep);
+	if (n < 0)
+		return 1;
+	int r = api_window(w, &req->query, t0, t1, rep);
+	if (r)
+		return r < 0 ? r : 1;
+	int err = 0;
+	if (!api_camera_exists(w, (uint32_t)n, &err)) {
+		if (err)
+			return err;
+		r = api_error(rep, 404, "id", "no camera with this id");
+		return r < 0 ? r : 1;
+	}
+	*id = (uint32_t)n;
+	return 0;
+}
+
 int api_ranges(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep)
 {
-	int64_t t0, t1, id = api_path_id(arg, rep);
-	int err = 0;
-	if (id < 0)
-		return 0;
-	int r = api_window(w, &req->query, &t0, &t1, rep);
-	if (r)
-		return r < 0 ? r : 0;
-	if (!api_camera_exists(w, (uint32_t)id, &err))
-		return err ? err : api_error(rep, 404, "id", "no camera with this id");
+	int64_t t0, t1;
+	uint32_t id;
+	int err = api_camera_window(w, req, arg, rep, &id, &t0, &t1);
+	if (err)
+		return err < 0 ? err : 0;
 	struct stg_range *ranges = malloc(API_MAX_RANGES * sizeof *ranges);
 	json_t *jr = json_array(), *jg = json_array();
 	err = -ENOMEM;
 	if (!ranges || !jr || !jg)
 		goto fail;
-	int n = stg_ranges(w->ctx.stg, (uint32_t)id, t0, t1, ranges, API_MAX_RANGES);
+	int n = stg_ranges(w->ctx.stg, id, t0, t1, ranges, API_MAX_RANGES);
 	if (n < 0) {
 		err = n;
 		goto fail;

@@ -40,3 +40,19 @@ get() {
 json() {
 	$PY -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
+
+# expect_param PATH STATUS PARAM WHAT: GET PATH answers STATUS with a JSON
+# error naming the parameter PARAM; WHAT says what was wrong, for the message.
+expect_param() {
+	get err.json "$1" "$2"
+	[[ $(json err.json 'j["error"]["parameter"]') == "$3" ]] || fail "$4: parameter $3 not named"
+}
+
+# stop_nvrd: SIGTERM, then nvrd must exit 0.
+stop_nvrd() {
+	local rc=0
+	kill -TERM $pid
+	wait $pid || rc=$?
+	trap - EXIT
+	[[ $rc -eq 0 ]] || { tail -n 20 nvrd.log >&2; fail "nvrd exited $rc after SIGTERM"; }
+}

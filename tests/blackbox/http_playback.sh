@@ -92,16 +92,11 @@ done
 kill -0 $pid 2>/dev/null || fail "nvrd exited after a client went away"
 
 now=$(date +%s%3N)
-fetch bad.json "/cameras/1/video.mp4?from=yesterday&to=$now" 400
-[[ $(json bad.json 'j["error"]["parameter"]') == from ]] || fail "bad from: parameter not named"
-fetch nofrom.json "/cameras/1/video.mp4?to=$now" 400
-[[ $(json nofrom.json 'j["error"]["parameter"]') == from ]] || fail "missing from: not named"
-fetch order.json "/cameras/1/video.mp4?from=$now&to=$((now - 1000))" 400
-[[ $(json order.json 'j["error"]["parameter"]') == to ]] || fail "to before from: not named"
-fetch long.json "/cameras/1/video.mp4?from=$((now - 8 * 86400000))&to=$now" 400
-[[ $(json long.json 'j["error"]["parameter"]') == to ]] || fail "8-day window accepted"
-fetch nocam.json "/cameras/999/video.mp4?from=$((now - 60000))&to=$now" 404
-[[ $(json nocam.json 'j["error"]["parameter"]') == id ]] || fail "camera 999: not named"
+expect_param "/cameras/1/video.mp4?from=yesterday&to=$now" 400 from "bad from: parameter not named"
+expect_param "/cameras/1/video.mp4?to=$now" 400 from "missing from: not named"
+expect_param "/cameras/1/video.mp4?from=$now&to=$((now - 1000))" 400 to "to before from: not named"
+expect_param "/cameras/1/video.mp4?from=$((now - 8 * 86400000))&to=$now" 400 to "8-day window accepted"
+expect_param "/cameras/999/video.mp4?from=$((now - 60000))&to=$now" 404 id "camera 999: not named"
 fetch empty.json "/cameras/1/video.mp4?from=$((now - 7200000))&to=$((now - 3600000))" 404
 grep -q 'no footage' empty.json || fail "window without footage: no 'no footage' message"
 
@@ -115,9 +110,5 @@ fetch health.json /health 200
 expect_grep 'event=playback_ended camera=1 frames=[0-9]+ complete=true' nvrd.log \
 	"playback of camera 1 did not end complete"
 
-kill -TERM $pid
-rc=0
-wait $pid || rc=$?
-trap - EXIT
-[[ $rc == 0 ]] || { tail -n 20 nvrd.log >&2; fail "nvrd exited $rc after SIGTERM"; }
+stop_nvrd
 echo "ok"
