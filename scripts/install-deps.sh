@@ -25,7 +25,7 @@ PACKAGES=(
 	# GStreamer's RTSP server (through Debian's python3-gi) is the real RTSP
 	# peer of the ingest tests
 	libcriterion-dev ffmpeg curl python3 ca-certificates
-	python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
+	python3-gi python3-prometheus-client python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 	gstreamer1.0-plugins-bad gstreamer1.0-tools
 )

@@ -58,12 +58,26 @@ struct api_snapshot {
 	size_t count;
 };
 
+/* HTTP answers counted by status code (100..599), for /metrics. */
+#define WEB_STATUS_MIN 100
+#define WEB_STATUS_MAX 599
+
 struct web {
 	struct web_config cfg;
 	struct web_ctx ctx;
 	struct api_snapshot snap;
 	void *daemon;                   /* struct MHD_Daemon */
+	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
 };
+
+/* The status codes answered so far and how often, in code order. */
+#define WEB_COUNTED_CODES 64
+struct web_http_counts {
+	size_t n;
+	unsigned code[WEB_COUNTED_CODES];
+	uint64_t count[WEB_COUNTED_CODES];
+};
+void web_http_counts(struct web *w, struct web_http_counts *out);
 
 /* One request: its query string, parsed when the URI arrived. */
 struct web_request {
@@ -94,6 +108,8 @@ int api_ranges(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
 int api_search(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
+int api_metrics(struct web *w, const struct web_request *req, const char *arg,
+                struct web_reply *rep);
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
 

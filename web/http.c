@@ -34,6 +34,7 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}/ranges", api_ranges },
 	{ "GET", "/api/v1/cameras/{id}/video.mp4", api_playback },
 	{ "GET", "/api/v1/search", api_search },
+	{ "GET", "/metrics", api_metrics },
 };
 
 #define WEB_MAX_ARG 64
@@ -73,6 +74,24 @@ int api_error(struct web_reply *rep, unsigned status, const char *parameter,
 int api_query_error(struct web_reply *rep, const struct query_error *err)
 {
 	return api_error(rep, 400, err->parameter, err->message);
+}
+
+static void web_count(struct web *w, unsigned status)
+{
+	if (status >= WEB_STATUS_MIN && status <= WEB_STATUS_MAX)
+		__atomic_fetch_add(&w->answers[status - WEB_STATUS_MIN], 1, __ATOMIC_RELAXED);
+}
+
+void web_http_counts(struct web *w, struct web_http_counts *out)
+{
+	out->n = 0;
+	for (unsigned c = WEB_STATUS_MIN; c <= WEB_STATUS_MAX && out->n < WEB_COUNTED_CODES; c++) {
+		uint64_t v = __atomic_load_n(&w->answers[c - WEB_STATUS_MIN], __ATOMIC_RELAXED);
+		if (!v)
+			continue;
+		out->code[out->n] = c;
+		out->count[out->n++] = v;
+	}
 }
 
 static enum MHD_Result web_send(struct MHD_Connection *con, const struct web_reply *rep)
@@ -151,7 +170,10 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *con, const c
 		MHD_destroy_response(rep.response);
 	} else {
 		ret = web_send(con, &rep);
+		if (!rep.body)
+			rep.status = 500;
 	}
+	web_count(w, rep.status);
 	json_decref(rep.body);
 	return ret;
 }
