@@ -67,6 +67,8 @@ void ingest_config_defaults(struct ingest_config *c)
 		c->max_clock_skew_ms = 5000;
 	if (!c->recv_buffer_max)
 		c->recv_buffer_max = 256u << 10;
+	if (!c->recv_batch_ms)
+		c->recv_batch_ms = 40;
 }
 
 static bool is_rtsp(const char *url)

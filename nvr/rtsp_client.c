@@ -249,6 +249,7 @@ void rtsp_begin_close(struct rtsp_session *s, bool remove)
 		return;
 	loop_timer_cancel(rtsp_loop(s), &s->t_io);
 	loop_timer_cancel(rtsp_loop(s), &s->t_keep);
+	loop_timer_cancel(rtsp_loop(s), &s->t_rx);
 	stop_media(s);
 	s->phase = PH_CLOSING;
 	cancel_ops(s);
@@ -320,6 +321,7 @@ static void session_free(struct rtsp_session *s)
 	struct rtsp_shard *sh = s->sh;
 	loop_timer_cancel(sh->loop, &s->t_io);
 	loop_timer_cancel(sh->loop, &s->t_keep);
+	loop_timer_cancel(sh->loop, &s->t_rx);
 	release_connection(s);
 	if (s->in_map)
 		idmap_del(&sh->map, s->cam_id);
@@ -457,7 +459,17 @@ static void recv_done(struct rtsp_session *s, int res)
 	s->rx_len -= (uint32_t)used;
 	if (used && s->rx_len)
 		memmove(s->rx, s->rx + used, s->rx_len);
-	if (rx_adapt(s, filled) == 0)
+	if (rx_adapt(s, filled))
+		return;
+	/* Batching: a streaming camera's packets trickle in; reading them as
+	 * they come costs one completion (and a kernel receive) per packet or
+	 * two. When this receive emptied the socket, wait recv_batch_ms and let
+	 * the kernel gather them; the frames wait no longer than that, far
+	 * below the storage flush interval. */
+	int32_t batch = s->sh->cfg.recv_batch_ms;
+	if (s->phase == PH_STREAMING && !filled && batch > 0)
+		loop_timer_arm(rtsp_loop(s), &s->t_rx, (uint32_t)batch);
+	else
 		arm_recv(s);
 }
 
@@ -710,6 +722,14 @@ static void io_timer(struct loop_timer *t)
 	settle(s);
 }
 
+static void rx_timer(struct loop_timer *t)
+{
+	struct rtsp_session *s = container_of(t, struct rtsp_session, t_rx);
+	if (s->phase != PH_CLOSING && s->fd >= 0 && !(s->ops & (1u << K_RECV)))
+		arm_recv(s);
+	settle(s);
+}
+
 static void keep_timer(struct loop_timer *t)
 {
 	struct rtsp_session *s = container_of(t, struct rtsp_session, t_keep);
@@ -799,6 +819,7 @@ static int session_new(struct rtsp_shard *sh, const struct camera_record *c, boo
 	s->wait_cseq = -1;
 	loop_timer_init(&s->t_io, io_timer);
 	loop_timer_init(&s->t_keep, keep_timer);
+	loop_timer_init(&s->t_rx, rx_timer);
 	char url[1400];
 	int err = rtsp_url_parse(c->main_url, &s->url);
 	if (!err)

@@ -149,6 +149,7 @@ struct rtsp_session {
 	/* timers */
 	struct loop_timer t_io;        /* connect/reply deadline, media watchdog, teardown */
 	struct loop_timer t_keep;      /* keep-alive, backoff */
+	struct loop_timer t_rx;        /* next receive of a streaming session */
 
 	/* status */
 	char last_error[160];          /* kept while streaming again: why it last failed */
