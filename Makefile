@@ -40,6 +40,7 @@ nvr-bench_SRC  := $(wildcard tools/bench/*.c)
 nvrctl_SRC     := $(wildcard tools/nvrctl/*.c)
 nvr-camsim_SRC := $(wildcard tools/camsim/*.c)
 nvrd_SRC       := nvr/nvrd.c
+nvr-bench_LIBS := $(shell pkg-config --libs libcurl)
 $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
@@ -78,7 +79,7 @@ $(WEB_LIB): $(WEB_OBJ)
 .SECONDEXPANSION:
 $(BUILD)/bin/%: $$($$*_OBJ) $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $($*_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
