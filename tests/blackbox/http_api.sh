@@ -102,7 +102,7 @@ expect_param "/cameras/1/ranges?to=$now" 400 from "missing from not named"
 get bad.json "/cameras/999/ranges?from=$((now - 60000))&to=$now" 404
 
 # /metrics: the Prometheus text format, read by the reference parser.
-curl -s -o metrics.txt -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/metrics" >code.txt || fail "curl /metrics"
+curl -s "${CURL_AUTH[@]}" -o metrics.txt -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/metrics" >code.txt || fail "curl /metrics"
 [[ $(cat code.txt) == 200 ]] || fail "/metrics answered $(cat code.txt)"
 get health2.json /health
 $PY - metrics.txt health2.json <<'PYEOF' || fail "/metrics does not match the API"
