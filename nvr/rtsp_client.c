@@ -87,6 +87,7 @@ static const char *const phase_names[] = {
 };
 
 static void settle(struct rtsp_session *s);
+static void close_socket(struct rtsp_session *s);
 static void on_recv(struct loop *l, uint32_t id, int res, uint32_t flags);
 
 uint64_t rtsp_rng(struct rtsp_shard *sh)
@@ -220,9 +221,14 @@ static void cancel_ops(struct rtsp_session *s)
 		if (!(s->ops & (1u << k)))
 			continue;
 		if (loop_cancel(rtsp_loop(s), k, s->slot)) {
-			/* no SQE: make the operation end on its own */
+			/* no SQE: make the operation end on its own (a socket in
+			 * the file table has no descriptor to shut down: its
+			 * operations end with the session's timeouts) */
 			int fd = k == K_RTP ? s->up[0]->fd : k == K_RTCP ? s->up[1]->fd : s->fd;
-			shutdown(fd, SHUT_RDWR);
+			if (k == K_RTP || k == K_RTCP || !s->fd_fixed)
+				shutdown(fd, SHUT_RDWR);
+			else
+				nvr_log("warn", "ingest", "event=cancel_deferred camera=%" PRIu32, s->cam_id);
 		}
 	}
 }
@@ -258,9 +264,7 @@ void rtsp_begin_close(struct rtsp_session *s, bool remove)
 /* Everything of one connection; the ring holds none of it any more. */
 static void release_connection(struct rtsp_session *s)
 {
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = -1;
+	close_socket(s);
 	for (int i = 0; i < 2; i++) {
 		rtsp_udp_free(s->up[i]);
 		s->up[i] = NULL;
@@ -366,6 +370,7 @@ static int arm_recv(struct rtsp_session *s)
 	if (!sqe)
 		return rtsp_fail(s, "no submission queue entry");
 	io_uring_prep_recv(sqe, s->fd, s->rx + s->rx_len, s->rx_cap - s->rx_len, 0);
+	rtsp_sqe_socket(s, sqe);
 	loop_commit(rtsp_loop(s), sqe, K_RECV, s->slot);
 	s->ops |= 1u << K_RECV;
 	return 0;
@@ -484,22 +489,55 @@ static int connect_fail(struct rtsp_session *s, int err)
 	return rtsp_fail(s, "connect to %s: %s", host, strerror(-err));
 }
 
+/* The session's TCP socket, in the loop's file table when it has room
+ * (see loop.h: it then holds no process descriptor), else a descriptor. */
+static int open_socket(struct rtsp_session *s)
+{
+	int fd = socket(s->peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one))
+		nvr_log("debug", "ingest", "event=nodelay_failed camera=%" PRIu32 " error=\"%s\"",
+		        s->cam_id, strerror(errno));
+	s->fd = fd;
+	s->fd_fixed = false;
+	if (loop_has_file_table(rtsp_loop(s))) {
+		int slot = loop_file_install(rtsp_loop(s), fd);
+		if (slot >= 0) {
+			close(fd);
+			s->fd = slot;
+			s->fd_fixed = true;
+		}
+	}
+	return 0;
+}
+
+static void close_socket(struct rtsp_session *s)
+{
+	if (s->fd >= 0 && s->fd_fixed)
+		loop_file_release(rtsp_loop(s), s->fd);
+	else if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->fd_fixed = false;
+}
+
 static void do_connect(struct rtsp_session *s)
 {
 	s->phase = PH_CONNECTING;
-	s->fd = socket(s->peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (s->fd < 0) {
-		connect_fail(s, -errno);
+	int err = open_socket(s);
+	if (err) {
+		connect_fail(s, err);
 		return;
 	}
-	int one = 1;
-	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct io_uring_sqe *sqe = loop_sqe(rtsp_loop(s));
 	if (!sqe) {
 		rtsp_fail(s, "no submission queue entry");
 		return;
 	}
 	io_uring_prep_connect(sqe, s->fd, (struct sockaddr *)&s->peer, s->peerlen);
+	rtsp_sqe_socket(s, sqe);
 	loop_commit(rtsp_loop(s), sqe, K_CONNECT, s->slot);
 	s->ops |= 1u << K_CONNECT;
 	loop_timer_arm(rtsp_loop(s), &s->t_io, s->sh->cfg.timeout_ms);
@@ -617,8 +655,7 @@ static void on_connect(struct loop *l, uint32_t id, int res, uint32_t flags)
 	if (s->phase == PH_CONNECTING) {
 		loop_timer_cancel(l, &s->t_io);
 		if (res < 0 && res != -ECANCELED && next_address(s)) {
-			close(s->fd);           /* a name's next address */
-			s->fd = -1;
+			close_socket(s);        /* a name's next address */
 			do_connect(s);
 		} else if (res < 0) {
 			connect_fail(s, res);

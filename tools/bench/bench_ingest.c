@@ -5,9 +5,10 @@
  *
  * Steps, all with the real programs:
  *   1. a fixture at the chosen bitrate and frame rate (scripts/make-fixtures.sh);
- *   2. nvr-camsim serving N cameras from it over loopback, spread over
- *      several listening ports (one address pair has fewer than 30,000
- *      ephemeral ports);
+ *   2. nvr-camsim serving N cameras from it over loopback, one simulator
+ *      process per 12,000 cameras, each on its own port (one address pair
+ *      has fewer than 30,000 ephemeral ports, and one process may hold
+ *      only RLIMIT_NOFILE sockets);
  *   3. nvrd recording all N (registry filled with `nvrctl cameras import`,
  *      a fresh data directory with one volume). After a warm-up (every
  *      session up and streaming), its CPU time (utime+stime from
@@ -62,10 +63,40 @@ static uint32_t listener_count(const struct ingest_opts *o)
 	return (uint32_t)(l < 1 ? 1 : l > MAX_LISTENERS ? MAX_LISTENERS : l);
 }
 
+/* Cameras go round the simulators: camera k is number (k-1)/L + 1 of
+ * simulator (k-1) % L. */
+static uint64_t sim_cameras(const struct ingest_opts *o, uint32_t l)
+{
+	return (o->cameras - 1 - l) / listener_count(o) + 1;
+}
+
 static void camera_url(const struct ingest_opts *o, uint64_t k, char *out, size_t n)
 {
-	uint32_t l = (uint32_t)((k - 1) % listener_count(o));
-	snprintf(out, n, "rtsp://127.0.0.1:%u/cam/%" PRIu64, BASE_PORT + l, k);
+	uint32_t count = listener_count(o);
+	uint32_t l = (uint32_t)((k - 1) % count);
+	snprintf(out, n, "rtsp://127.0.0.1:%u/cam/%" PRIu64, BASE_PORT + l, (k - 1) / count + 1);
+}
+
+/* One simulator process per listener, logs in DIR/simL/. */
+static int start_sims(const struct ingest_opts *o, const char *fixture, pid_t *pids)
+{
+	uint32_t count = listener_count(o);
+	for (uint32_t l = 0; l < count; l++) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s/sim%u", o->dir, l);
+		int err = bench_mkdir(dir);
+		pids[l] = err ? err : bench_start_camsim(dir, sim_cameras(o, l), o->fps, fixture, 1,
+		                                         BASE_PORT + l);
+		if (pids[l] < 0) {
+			err = (int)pids[l];
+			while (l-- > 0) {
+				kill(pids[l], SIGTERM);
+				bench_wait_exit(pids[l]);
+			}
+			return err;
+		}
+	}
+	return 0;
 }
 
 static int write_cameras_csv(const struct ingest_opts *o, const char *path)
@@ -289,17 +320,19 @@ int bench_ingest_main(int argc, char **argv)
 	char fixture[PATH_MAX + 64];
 	if ((err = bench_mkdir(o.dir)) || (err = bench_make_fixture(o.dir, o.bitrate_kbps, o.fps, fixture, sizeof fixture)))
 		return err;
-	pid_t sim = bench_start_camsim(o.dir, o.cameras, o.fps, fixture, listener_count(&o), BASE_PORT);
-	if (sim < 0)
-		return (int)sim;
+	pid_t sims[MAX_LISTENERS];
+	if ((err = start_sims(&o, fixture, sims)))
+		return err;
 	struct recorder_result r = { 0 };
 	struct proc_usage peer = { 0 };
 	uint64_t k = o.no_peer ? 0 : (o.peer_sample < o.cameras ? o.peer_sample : o.cameras);
 	err = run_recorder(&o, &r);
 	if (!err && k)
 		err = run_peer(&o, k, &peer);
-	kill(sim, SIGTERM);
-	bench_wait_exit(sim);
+	for (uint32_t l = 0; l < listener_count(&o); l++) {
+		kill(sims[l], SIGTERM);
+		bench_wait_exit(sims[l]);
+	}
 	if (!err)
 		print_result(&o, &r, &peer, k);
 	return err;
