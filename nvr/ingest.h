@@ -43,6 +43,7 @@ struct ingest_config {
 	uint32_t timeout_ms;          /* connect/reply/no-data timeout [10000] */
 	uint32_t max_clock_skew_ms;   /* RTCP time vs arrival [5000] */
 	uint32_t recv_buffer_max;     /* per-session receive buffer cap [256 KiB] */
+	bool default_udp;             /* RTP over UDP for records naming no transport [false] */
 };
 
 enum ingest_state {

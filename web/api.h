@@ -62,7 +62,8 @@ struct web {
 	struct web_config cfg;
 	struct web_ctx ctx;
 	struct api_snapshot snap;
-	void *daemon;                   /* struct MHD_Daemon */
+	void *daemon;                   /* struct MHD_Daemon: port, HTTPS with TLS */
+	void *plain;                    /* with TLS and plain_port: plain HTTP, else NULL */
 };
 
 /* One request: its query string, parsed when the URI arrived. */

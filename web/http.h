@@ -6,6 +6,10 @@
  * read: the registry through an in-memory snapshot without credentials,
  * the ingest's live status and the storage engine's ranges and volume
  * statistics. There is no authentication yet: listen on localhost.
+ *
+ * TLS: with a certificate and key (PEM text), `port` serves HTTPS only
+ * (libmicrohttpd with GnuTLS); `plain_port` adds a second, plain HTTP
+ * listener with the same routes. Without them `port` is plain HTTP.
  */
 #ifndef WEB_HTTP_H
 #define WEB_HTTP_H
@@ -32,6 +36,9 @@ struct web_config {
 	unsigned connection_timeout_s;  /* idle connections are closed [30] */
 	size_t connection_memory;       /* per-connection buffer bytes [64 KiB] */
 	int64_t max_window_ms;          /* longest /ranges window [7 days] */
+	const char *tls_cert_pem;       /* NULL: plain HTTP; else HTTPS (needs tls_key_pem); */
+	const char *tls_key_pem;        /* both kept by the caller until web_stop() */
+	uint16_t plain_port;            /* with TLS: plain HTTP here too; 0 none */
 };
 
 struct web;
