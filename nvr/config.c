@@ -730,6 +730,7 @@ static void *new_camera(struct parse *p, const char *id)
 		return NULL;
 	}
 	cam->line = p->header_line;
+	cam->nkeys = 0;
 	c->camera_count++;
 	return cam;
 }
@@ -824,6 +825,10 @@ static void camera_entry(struct parse *p, const char *key, const char *value)
 		return;
 	}
 	int rc = camera_record_set(&cam->rec, key, value, err, sizeof err);
+	if (rc != -ENOENT && cam->nkeys < (int)(sizeof cam->keys / sizeof cam->keys[0])) {
+		snprintf(cam->keys[cam->nkeys].key, sizeof cam->keys[0].key, "%s", key);
+		cam->keys[cam->nkeys++].line = p->line;
+	}
 	if (rc == -ENOENT)
 		add_error(p->errs, p->file, p->line, "unknown key '%s' in [camera]", key);
 	else if (rc)
@@ -1013,15 +1018,27 @@ static void check_classes(const struct nvr_config *c, struct config_errors *e)
 	}
 }
 
+/* The line of the key a validation message starts with ("main_url is ..."),
+ * else the camera's header line. */
+static int camera_error_line(const struct config_camera *cam, const char *err)
+{
+	size_t n = strcspn(err, " ");
+	for (int k = 0; k < cam->nkeys; k++)
+		if (strlen(cam->keys[k].key) == n && !strncmp(cam->keys[k].key, err, n))
+			return cam->keys[k].line;
+	return cam->line;
+}
+
 static void check_cameras(const struct nvr_config *c, struct config_errors *e)
 {
 	char err[256];
 	for (size_t i = 0; i < c->camera_count; i++) {
 		const struct camera_record *r = &c->camera[i].rec;
 		if (camera_record_validate(r, err, sizeof err))
-			add_error(e, c->file, c->camera[i].line, "[camera %u]: %s", r->id, err);
+			add_error(e, c->file, camera_error_line(&c->camera[i], err), "[camera %u]: %s",
+			          r->id, err);
 		else if (r->retention_class[0] && c->class_count && !class_known(c, r->retention_class))
-			add_error(e, c->file, c->camera[i].line,
+			add_error(e, c->file, camera_error_line(&c->camera[i], "retention_class"),
 			          "[camera %u]: retention_class '%s' is not a [class]", r->id,
 			          r->retention_class);
 	}

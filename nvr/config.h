@@ -79,7 +79,12 @@ struct config_class {
 /* [camera ID]: a camera listed in the file. */
 struct config_camera {
 	struct camera_record rec;
-	int line;
+	int line;                  /* of its [camera ID] header */
+	struct {
+		char key[24];
+		int line;
+	} keys[16];                /* where each key was set, for errors */
+	int nkeys;
 };
 
 struct nvr_config {
