@@ -1029,9 +1029,22 @@ static int camera_error_line(const struct config_camera *cam, const char *err)
 	return cam->line;
 }
 
+/* [camera 5] and [camera 05] are different sections but one camera. */
+static void check_camera_ids(const struct nvr_config *c, struct config_errors *e)
+{
+	for (size_t i = 1; i < c->camera_count; i++)
+		for (size_t k = 0; k < i; k++)
+			if (c->camera[i].rec.id == c->camera[k].rec.id) {
+				add_error(e, c->file, c->camera[i].line, "[camera %u] repeated (first on line %d)",
+				          c->camera[i].rec.id, c->camera[k].line);
+				break;
+			}
+}
+
 static void check_cameras(const struct nvr_config *c, struct config_errors *e)
 {
 	char err[256];
+	check_camera_ids(c, e);
 	for (size_t i = 0; i < c->camera_count; i++) {
 		const struct camera_record *r = &c->camera[i].rec;
 		if (camera_record_validate(r, err, sizeof err))

@@ -460,13 +460,16 @@ static void reload(struct daemon *d)
 	config_free(&d->cfg);
 	d->cfg = next;
 	nvr_log_set_level(d->cfg.log_level);
-	if (n.http) {
+	/* With TLS the server restarts on every reload, so that a renewed
+	 * certificate under the same path is read again. */
+	bool http = n.http || d->cfg.tls_cert[0];
+	if (http) {
 		stop_http(d);
 		start_http(d);
 	}
 	camsync_poll(d->sync);
 	nvr_log("info", "nvrd", "event=config_reloaded applied=%d http_restarted=%s"
-	        " needs_restart=%d cameras=%" PRIu32, n.live + n.http, n.http ? "yes" : "no", n.kept,
+	        " needs_restart=%d cameras=%" PRIu32, n.live + n.http, http ? "yes" : "no", n.kept,
 	        camsync_count(d->sync));
 }
 

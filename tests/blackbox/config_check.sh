@@ -35,8 +35,8 @@ expect_exit 1 out "$BIN/nvrd" --config "$f" --data "$TEST_DIR/data"
 expect_grep "^$f:3: http.port: out of range" out "start with a bad file"
 [[ ! -e data ]] || fail "nvrd created its data directory despite a bad file"
 
-# Command-line values: checked like file values (exit 2), and they override
-# the file, so a good option can mend a bad file value only by replacing it.
+# Command-line values: checked like file values (exit 2); a good one
+# overrides the file's value.
 expect_exit 2 out "$BIN/nvrd" --check-config --volumes 65
 expect_grep "bad --volumes '65': out of range \(1 to 64\)" out "bad option value"
 expect_exit 0 out "$BIN/nvrd" --check-config --config "$ROOT/tests/config/good/full.conf" \
