@@ -447,9 +447,9 @@ static void reload(struct daemon *d)
 	nvr_log("info", "nvrd", "event=reload_started config=%s", d->args.config);
 	int err = cfgargs_load(&d->args, &next, &errs);
 	if (!err)
-		err = diff_settings(d, &next, &n);
-	if (!err)
 		err = merge_cameras(d, &next);
+	if (!err)
+		err = diff_settings(d, &next, &n);
 	if (err) {
 		log_config_errors(&errs, "error");
 		nvr_log("error", "nvrd", "event=reload_failed error=\"%s\" hint=\"the running"
