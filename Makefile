@@ -1,7 +1,8 @@
 # Build for the whole project. `make` builds every program into build/bin/;
 # `make test` runs the unit and black-box tests; `make asan` runs them again
 # under AddressSanitizer and UndefinedBehaviorSanitizer; `make fuzz` builds
-# the libFuzzer targets (`make fuzz-run` runs each for FUZZ_SECONDS).
+# the libFuzzer targets (`make fuzz-run` runs each for FUZZ_SECONDS);
+# `make deb` builds the Debian package into $(BUILD)/.
 #
 # Layers (see docs/ARCHITECTURE.md): storage/ -> libnvrstorage.a (no project
 # dependencies); nvr/ -> libnvr.a (the daemon's modules: registry, RTSP/RTP,
@@ -11,7 +12,7 @@
 CC      ?= cc
 BUILD   ?= build
 PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil libmicrohttpd \
-           libsodium
+           libsodium inih
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
 NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr -Iweb \
@@ -58,7 +59,7 @@ FUZZ_SRC  := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps
+.PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps deb
 all: $(BINS) $(FIXTURES) $(HELPER_BINS)
 
 # Video files of the camera simulator (nvrd's demo, tests): made with ffmpeg.
@@ -131,6 +132,11 @@ fuzz-run: fuzz
 
 deps:
 	scripts/install-deps.sh
+
+# The Debian package: $(BUILD)/nvr_VERSION_ARCH.deb (packaging/README.md).
+VERSION := $(shell cat VERSION)
+deb: all
+	packaging/build-deb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf build build-asan

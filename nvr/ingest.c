@@ -10,6 +10,7 @@
  * down and ends, then the pool, then the resolver thread is joined.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -125,7 +126,11 @@ int ingest_add(struct ingest *in, const struct camera_record *c)
 	if (is_rtsp(c->main_url)) {
 		if (avsource_status(in->av, c->id, &st) != -ENOENT)
 			return -EEXIST;
-		return rtsp_shard_add(shard_of(in, c->id), c);
+		if (c->transport[0] || !in->cfg.default_udp)
+			return rtsp_shard_add(shard_of(in, c->id), c);
+		struct camera_record udp = *c;
+		snprintf(udp.transport, sizeof udp.transport, "udp");
+		return rtsp_shard_add(shard_of(in, c->id), &udp);
 	}
 	if (rtsp_shard_status(shard_of(in, c->id), c->id, &st) != -ENOENT)
 		return -EEXIST;

@@ -46,6 +46,7 @@ struct ingest_config {
 	int32_t recv_batch_ms;        /* a streaming session that emptied the socket
 	                               * reads again after this long, so that each
 	                               * receive takes many packets [40]; < 0: at once */
+	bool default_udp;             /* RTP over UDP for records naming no transport [false] */
 };
 
 enum ingest_state {

@@ -69,7 +69,8 @@ struct web {
 	struct web_ctx ctx;
 	struct api_snapshot snap;
 	struct api_auth_cache *auth_cache;  /* api_auth.c */
-	void *daemon;                   /* struct MHD_Daemon */
+	void *daemon;                   /* struct MHD_Daemon: port, HTTPS with TLS */
+	void *plain;                    /* with TLS and plain_port: plain HTTP, else NULL */
 	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
 };
 

@@ -13,6 +13,9 @@
  * segment, handed to the handler. Before the handler: the caller is
  * authenticated (api_auth.c: 401), the route must allow its role (403),
  * and the query must have parsed (400).
+ *
+ * With TLS the same access handler serves an HTTPS daemon and, when asked,
+ * a second plain daemon on another port; both share the snapshot.
  */
 #include "http.h"
 
@@ -361,29 +364,67 @@ static void web_defaults(struct web_config *c)
 		c->max_window_ms = 7LL * 24 * 3600 * 1000;
 }
 
-/* libmicrohttpd logs why it could not start; errno usually says it too. */
-static int web_listen(struct web *w, unsigned flags, const struct sockaddr *sa)
+/* Starts one libmicrohttpd daemon on `port` of sa; with TLS when the
+ * configuration has a certificate and `tls`. libmicrohttpd logs why it
+ * could not start; errno usually says it too. */
+static int web_listen(struct web *w, unsigned flags, struct sockaddr *sa, uint16_t port,
+                      bool tls, void **out)
 {
+	struct MHD_OptionItem opts[16];
+	size_t n = 0;
+#define WEB_OPT(o, v, p) (opts[n++] = (struct MHD_OptionItem){ o, (intptr_t)(v), p })
+	WEB_OPT(MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, w);
+	WEB_OPT(MHD_OPTION_SOCK_ADDR, 0, sa);
+	WEB_OPT(MHD_OPTION_THREAD_POOL_SIZE, w->cfg.threads, NULL);
+	WEB_OPT(MHD_OPTION_CONNECTION_LIMIT, w->cfg.max_connections, NULL);
+	WEB_OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, w->cfg.connection_memory, NULL);
+	WEB_OPT(MHD_OPTION_CONNECTION_TIMEOUT, w->cfg.connection_timeout_s, NULL);
+	WEB_OPT(MHD_OPTION_URI_LOG_CALLBACK, web_uri, w);
+	WEB_OPT(MHD_OPTION_NOTIFY_COMPLETED, web_completed, w);
+	if (tls) {
+		flags |= MHD_USE_TLS;
+		WEB_OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)w->cfg.tls_cert_pem);
+		WEB_OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)w->cfg.tls_key_pem);
+	}
+	WEB_OPT(MHD_OPTION_END, 0, NULL);
+#undef WEB_OPT
+	if (sa->sa_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons(port);
 	errno = 0;
-	w->daemon = MHD_start_daemon(
-	        flags, w->cfg.port, NULL, NULL, web_access, w,
-	        MHD_OPTION_EXTERNAL_LOGGER, web_mhd_log, w,
-	        MHD_OPTION_SOCK_ADDR, sa,
-	        MHD_OPTION_THREAD_POOL_SIZE, w->cfg.threads,
-	        MHD_OPTION_CONNECTION_LIMIT, w->cfg.max_connections,
-	        MHD_OPTION_CONNECTION_MEMORY_LIMIT, w->cfg.connection_memory,
-	        MHD_OPTION_CONNECTION_TIMEOUT, w->cfg.connection_timeout_s,
-	        MHD_OPTION_URI_LOG_CALLBACK, web_uri, w,
-	        MHD_OPTION_NOTIFY_COMPLETED, web_completed, w,
-	        MHD_OPTION_END);
+	*out = MHD_start_daemon(flags, port, NULL, NULL, web_access, w, MHD_OPTION_ARRAY, opts,
+	                        MHD_OPTION_END);
 	int err = errno;
-	return w->daemon ? 0 : err > 0 ? -err : -EIO;
+	return *out ? 0 : err > 0 ? -err : -EIO;
+}
+
+/* The TLS listener, and the plain one if asked for; or one plain listener. */
+static int web_listen_all(struct web *w, unsigned flags, struct sockaddr *sa)
+{
+	bool tls = w->cfg.tls_cert_pem != NULL;
+	if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		nvr_log("error", "web", "event=tls_unsupported hint=\"this libmicrohttpd was built "
+		        "without TLS (GnuTLS); remove tls_cert and tls_key or install one with it\"");
+		return -ENOTSUP;
+	}
+	if (tls && !w->cfg.tls_key_pem)
+		return -EINVAL;
+	int err = web_listen(w, flags, sa, w->cfg.port, tls, &w->daemon);
+	if (!err && tls && w->cfg.plain_port) {
+		err = web_listen(w, flags, sa, w->cfg.plain_port, false, &w->plain);
+		if (err) {
+			MHD_stop_daemon(w->daemon);
+			w->daemon = NULL;
+		}
+	}
+	return err;
 }
 
 int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **out)
 {
-	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(cfg->port) };
-	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(cfg->port) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
 	struct web *w = calloc(1, sizeof *w);
 	int err = -ENOMEM;
@@ -395,9 +436,9 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	err = -EINVAL;
 	if (!cfg->port)
 		goto fail;
-	const struct sockaddr *sa = (const struct sockaddr *)&a4;
+	struct sockaddr *sa = (struct sockaddr *)&a4;
 	if (inet_pton(AF_INET6, w->cfg.listen_addr, &a6.sin6_addr) == 1) {
-		sa = (const struct sockaddr *)&a6;
+		sa = (struct sockaddr *)&a6;
 		flags |= MHD_USE_IPv6;
 	} else if (inet_pton(AF_INET, w->cfg.listen_addr, &a4.sin_addr) != 1) {
 		goto fail;
@@ -411,7 +452,7 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	err = api_snapshot_acquire(w);
 	if (!err) {
 		api_snapshot_release(w);
-		err = web_listen(w, flags, sa);
+		err = web_listen_all(w, flags, sa);
 	}
 	if (err) {
 		api_snapshot_free(&w->snap);
@@ -434,6 +475,8 @@ void web_stop(struct web *w)
 {
 	if (!w)
 		return;
+	if (w->plain)
+		MHD_stop_daemon(w->plain);
 	MHD_stop_daemon(w->daemon);
 	api_snapshot_free(&w->snap);
 	pthread_rwlock_destroy(&w->snap.lock);

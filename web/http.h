@@ -8,6 +8,10 @@
  * statistics. Every route but /health needs a user (HTTP Basic, or a
  * bearer token; nvr/users.h) with a role the route allows; searches,
  * playback and failed logins go to the audit trail (nvr/audit.h).
+ *
+ * TLS: with a certificate and key (PEM text), `port` serves HTTPS only
+ * (libmicrohttpd with GnuTLS); `plain_port` adds a second, plain HTTP
+ * listener with the same routes. Without them `port` is plain HTTP.
  */
 #ifndef WEB_HTTP_H
 #define WEB_HTTP_H
@@ -42,6 +46,9 @@ struct web_config {
 	int64_t max_window_ms;          /* longest /ranges window [7 days] */
 	bool auth_off;                  /* no authentication: every request acts
 	                                 * as "anonymous" with the admin role */
+	const char *tls_cert_pem;       /* NULL: plain HTTP; else HTTPS (needs tls_key_pem); */
+	const char *tls_key_pem;        /* both kept by the caller until web_stop() */
+	uint16_t plain_port;            /* with TLS: plain HTTP here too; 0 none */
 };
 
 struct web;
