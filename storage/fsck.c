@@ -193,9 +193,19 @@ static int scan_volume(struct fsck *f, struct vol *v)
 	return with_txn(f, set_next_gen_fn, v);
 }
 
+/* By camera and start; of a chunk and its relocated copies the original
+ * first, then the oldest copy: the one the live index holds (the others
+ * are copies made ahead of a reuse, not indexed yet; idx_merge_chunk skips
+ * them). */
 static int located_cmp(const void *a, const void *b)
 {
-	return dir_entry_cmp(&((const struct located *)a)->e, &((const struct located *)b)->e);
+	const struct located *x = a, *y = b;
+	int c = dir_entry_cmp(&x->e, &y->e);
+	if (c)
+		return c;
+	if (x->vol != y->vol)
+		return x->vol < y->vol ? -1 : 1;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
 }
 
 struct merge_arg { size_t from, to; };

@@ -328,6 +328,29 @@ static int reclaim(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen, str
 	return err;
 }
 
+/* Does gen hold held copies that wait for their original's reclaim? It
+ * must not go first: the copies are not indexed yet, so they would not be
+ * copied again. Promised copies there are given up (not indexed later). */
+static bool holds_copies(struct evac_state *s, uint16_t vol, uint32_t gen)
+{
+	for (int pass = 0; pass < 2; pass++)
+		for (int i = 0; i < s->n; i++) {
+			struct evac *ev = &s->v[i];
+			if (ev->vol != vol || ev->reclaimed)
+				continue;
+			for (uint32_t j = 0; j < ev->n; j++) {
+				struct evac_copy *c = &ev->c[j];
+				if (!c->landed || c->gen != gen)
+					continue;
+				if (pass == 0 && c->held)
+					return true;
+				if (pass == 1)
+					c->purged = true;   /* goes with gen */
+			}
+		}
+	return false;
+}
+
 int evac_pick(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen, struct idx_segment *s)
 {
 	struct sealed c = { .n = 0 };
@@ -346,6 +369,8 @@ int evac_pick(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen, struct 
 	int pick = -1, ahead = 0;
 	for (int i = 0; i < c.n && ahead <= LOOK_AHEAD; i++) {
 		struct evac *ev;
+		if (pick < 0 && holds_copies(stg->evac, v->id, c.gen[i]))
+			continue;
 		if ((err = plan(t, stg, v, c.gen[i], &c.seg[i], &ev)))
 			return err;
 		if (pick >= 0)

@@ -716,7 +716,9 @@ static int seg_forget(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 	uint32_t removed = segdir_remove(d, c[0].e.camera_id, starts, (uint32_t)n);
 	free(starts);
 	pthread_mutex_lock(&d->lock);
-	s.chunks = d->visible;
+	/* an open segment's directory may show chunks whose merge is still
+	 * queued (they count when it runs): subtract, do not recount */
+	s.chunks = s.chunks > removed ? s.chunks - removed : 0;
 	s.t_min = s.t_max = 0;
 	for (uint32_t i = 0; i < d->visible; i++) {
 		const struct dir_entry *e = &d->e[i];
@@ -1287,6 +1289,23 @@ static int64_t cam_oldest(MDB_txn *t, struct stg *stg, uint32_t cam)
 	return start;
 }
 
+/* The first camera >= from with footage: true and *out, or false. */
+static bool next_cam_with_footage(MDB_txn *t, struct stg *stg, uint32_t from, uint32_t *out)
+{
+	MDB_cursor *c;
+	if (mdb_cursor_open(t, idx_db_ranges(stg->ix), &c))
+		return false;
+	struct range_key rk;
+	range_key_make(&rk, from, INT64_MIN);
+	MDB_val k = { sizeof rk, &rk }, d;
+	int64_t start;
+	bool found = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE) == 0;
+	if (found)
+		range_key_parse(k.mv_data, out, &start);
+	mdb_cursor_close(c);
+	return found;
+}
+
 struct fc_class {
 	double rate, min, max;     /* bytes/s, seconds */
 	double days;               /* result, seconds */
@@ -1365,8 +1384,23 @@ static int gather(struct stg *stg, struct snapshot *sn, struct stg_retention_sta
 		sn->cls[i].alarm_since_us = c->alarm ? c->alarm_since : 0;
 	}
 	int n = 0;
-	for (uint32_t i = 0; i < r->ncams; i++) {
-		struct ret_cam *c = &r->cams[i];
+	/* cameras known here (a class, or chunks since the start) merged with
+	 * cameras that have footage, both in id order */
+	uint32_t next_footage = 0;
+	bool more = next_cam_with_footage(t, stg, 0, &next_footage);
+	for (uint32_t i = 0; i < r->ncams || more;) {
+		struct ret_cam none = { .cls = -1 }, *c;
+		if (i < r->ncams && (!more || r->cams[i].id <= next_footage)) {
+			c = &r->cams[i++];
+			if (more && c->id == next_footage)
+				more = c->id < UINT32_MAX &&
+				       next_cam_with_footage(t, stg, c->id + 1, &next_footage);
+		} else {
+			none.id = next_footage;
+			c = &none;
+			more = next_footage < UINT32_MAX &&
+			       next_cam_with_footage(t, stg, next_footage + 1, &next_footage);
+		}
 		int k = snap_index(r, c->cls < 0 ? dflt : c->cls);
 		double rate = cam_rate(stg, c, now);
 		int64_t oldest = cam_oldest(t, stg, c->id);
