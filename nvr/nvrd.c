@@ -41,6 +41,7 @@
 #include "ingest.h"
 #include "log.h"
 #include "registry.h"
+#include "retention_cfg.h"
 #include "simulate.h"
 #include "storage.h"
 #include "volume_plan.h"
@@ -63,6 +64,8 @@ struct options {
 	const char *log_level;
 	uint32_t http_port;        /* 0: no HTTP API */
 	const char *http_listen;
+	struct stg_class classes[16];   /* --retention-class */
+	int nclasses;
 };
 
 struct daemon {
@@ -76,6 +79,7 @@ struct daemon {
 	struct web *web;
 	struct web_ctx web_ctx;
 	struct ingest_totals last_totals;   /* kept for the final status line */
+	uint64_t class_generation;          /* registry generation of the camera classes */
 	int64_t start_mono_us;
 };
 
@@ -103,6 +107,7 @@ static void usage(FILE *to)
 	        "usage: nvrd [--data DIR] [--volumes N] [--volume-size SIZE] [--loops N]\n"
 	        "            [--simulate N] [--sim-port P] [--camsim PATH] [--fixtures DIR]\n"
 	        "            [--seconds S] [--log-level L] [--http-port P] [--http-listen ADDR]\n"
+	        "            [--retention-class NAME:MIN_DAYS:MAX_DAYS[:SHARE]]...\n"
 	        "\n"
 	        "Records every enabled camera of DIR/registry (see `nvrctl cameras`) onto\n"
 	        "the volumes DIR/vol0..volN-1 (formatted on first use), indexed in DIR/index.\n"
@@ -123,6 +128,12 @@ static void usage(FILE *to)
 	        "  --http-port P       port of the HTTP API (no authentication yet);\n"
 	        "                      0 turns it off [8080]\n"
 	        "  --http-listen ADDR  address the HTTP API listens on [127.0.0.1]\n"
+	        "  --retention-class NAME:MIN_DAYS:MAX_DAYS[:SHARE]\n"
+	        "                      a retention class (repeatable, up to 16): promised\n"
+	        "                      minimum days, maximum days (0: none), share of the\n"
+	        "                      capacity in percent; cameras take theirs from the\n"
+	        "                      registry's retention_class, \"default\" when empty or\n"
+	        "                      unknown (logged)\n"
 	        "  --help              this text\n",
 	        DATADIR_MAX_VOLUMES, DEFAULT_SIMULATED);
 }
@@ -182,6 +193,12 @@ static int parse_one(struct options *o, int c, const char *arg)
 			return bad_option("--http-port", arg, "0 to 65535");
 		return 0;
 	case 'A': o->http_listen = arg; return 0;
+	case 'R':
+		if (o->nclasses == 16 || retention_parse_class(arg, &o->classes[o->nclasses]))
+			return bad_option("--retention-class", arg,
+			                  "NAME:MIN_DAYS:MAX_DAYS[:SHARE], min <= max, at most 16");
+		o->nclasses++;
+		return 0;
 	case 't':
 		if (parse_u32(arg, 0, UINT32_MAX, &o->seconds))
 			return bad_option("--seconds", arg, "a whole number of seconds");
@@ -206,6 +223,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "http-port", required_argument, NULL, 'H' },
 		{ "http-listen", required_argument, NULL, 'A' },
+		{ "retention-class", required_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -262,6 +280,10 @@ static int open_storage_and_registry(struct daemon *d)
 	                         .max_chunk_bytes = 112u << 10 };
 	if (!err)
 		err = datadir_open_storage(&d->dir, &sc, &d->stg);
+	for (int i = 0; !err && i < d->opt.nclasses; i++)
+		if ((err = stg_class_set(d->stg, &d->opt.classes[i])))
+			nvr_log("error", "nvrd", "event=retention_class_refused class=%s error=\"%s\"",
+			        d->opt.classes[i].name, stg_strerror(err));
 	if (err)
 		return err;
 	err = registry_open(d->dir.registry, &d->reg);
@@ -337,6 +359,8 @@ static int start_ingest(struct daemon *d)
 		nvr_log("error", "nvrd", "event=ingest_start_failed error=\"%s\"", strerror(-err));
 		return err;
 	}
+	if (retention_sync_cameras(d->stg, d->reg, &d->class_generation) < 0)
+		nvr_log("warn", "nvrd", "event=camera_classes_not_set");
 	err = camsync_init(d->reg, d->ingest, &d->sync);
 	if (!err)
 		err = camsync_poll(d->sync) < 0 ? -EIO : 0;
@@ -428,6 +452,11 @@ static void log_status(struct daemon *d, const char *phase)
 	if (stg_index_stats(d->stg, &is) == 0)
 		add(&l, " index_ranges=%" PRIu64 " index_segments=%" PRIu64 " index_bytes=%" PRIu64,
 		    is.ranges, is.segments, is.bytes);
+	struct stg_retention_stats rs;
+	if (stg_retention_stats(d->stg, &rs, NULL, 0, NULL) == 0)
+		add(&l, " retention_alarms=%" PRIu32 " holds=%" PRIu32 " held_bytes=%" PRIu64
+		    " expired_chunks=%" PRIu64 " relocated_bytes=%" PRIu64, rs.alarms, rs.holds,
+		    rs.held_bytes, rs.expired_chunks, rs.relocated_bytes);
 	nvr_log("info", "nvrd", "%s", l.buf);
 }
 
@@ -449,6 +478,7 @@ static void run(struct daemon *d)
 		if (g_stop || nvr_mono_us() >= end)
 			break;
 		camsync_poll(d->sync);
+		retention_sync_cameras(d->stg, d->reg, &d->class_generation);
 		if (nvr_mono_us() >= next_status) {
 			log_status(d, "running");
 			next_status += STATUS_EVERY_US;

@@ -61,6 +61,7 @@ struct prepared {
 	uint32_t gen, slot;
 	uint32_t reclaimed_gen;       /* 0 if a free slot was used */
 	uint32_t reclaimed_slot;
+	int64_t started_us;           /* wall clock, for reclaim_trace */
 };
 
 /* Was this free slot already given out earlier in the same batch? */
@@ -78,6 +79,7 @@ static int prepare_segment(MDB_txn *t, struct stg *stg, struct vol *v,
 	uint32_t slot = UINT32_MAX;
 	memset(p, 0, sizeof *p);
 	p->v = v;
+	p->started_us = stg_realtime_us();
 	for (uint32_t i = 0; i < v->hdr.segment_count && slot == UINT32_MAX; i++)
 		if (v->slot_gen[i] == 0 && !slot_taken(done, ndone, v, i))
 			slot = i;
@@ -145,6 +147,9 @@ static void apply_prepared(struct stg *stg, struct prepared *p)
 		dc_drop(stg->dc, v->id, p->reclaimed_gen);
 		v->reclaims++;
 		ret_reclaim_committed(stg, v, p->reclaimed_gen);
+		if (stg->cfg.reclaim_trace)
+			stg->cfg.reclaim_trace(stg->cfg.reclaim_trace_user, v->index,
+			                       (uint64_t)(stg_realtime_us() - p->started_us));
 	}
 	pthread_mutex_lock(&v->lock);
 	if (p->reclaimed_gen)

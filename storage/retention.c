@@ -422,9 +422,11 @@ int stg_camera_set_class(struct stg *stg, uint32_t camera_id, const char *name)
 		snprintf(a.name, sizeof a.name, "%s", name);
 	pthread_mutex_lock(&stg->ret->lock);
 	bool known = !a.name[0] || class_find(stg->ret, a.name) >= 0;
+	/* unchanged (a camera never given a class is in the default one):
+	 * no commit, so a daemon may set every camera's class at each start */
 	struct ret_cam *c = cam_find(stg->ret, camera_id, false);
-	bool same = c && c->cls == (a.name[0] ? class_find(stg->ret, a.name) :
-	                            class_find(stg->ret, STG_DEFAULT_CLASS));
+	int dflt = class_find(stg->ret, STG_DEFAULT_CLASS);
+	bool same = (c ? c->cls : dflt) == (a.name[0] ? class_find(stg->ret, a.name) : dflt);
 	pthread_mutex_unlock(&stg->ret->lock);
 	if (!known)
 		return -ENOENT;

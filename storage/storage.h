@@ -100,6 +100,12 @@ typedef void (*stg_write_trace_fn)(void *user, int volume_index,
                                    uint64_t segment, uint64_t offset,
                                    uint64_t length);
 
+/* Called by the index thread once per segment reclaimed for reuse, with
+ * the wall time the reclaim took from the writer's request being taken up
+ * to its commit (choosing the segment, relocating, cutting ranges). For
+ * benchmarks; NULL for none. */
+typedef void (*stg_reclaim_trace_fn)(void *user, int volume_index, uint64_t micros);
+
 /* A clock the engine reads for "now" (retention, flush timers). NULL means
  * CLOCK_REALTIME. Tests inject their own. */
 typedef int64_t (*stg_clock_fn)(void *user);
@@ -130,6 +136,8 @@ struct stg_config {
 
 	stg_write_trace_fn write_trace;
 	void *write_trace_user;
+	stg_reclaim_trace_fn reclaim_trace;
+	void *reclaim_trace_user;
 	stg_clock_fn clock;
 	void *clock_user;
 };

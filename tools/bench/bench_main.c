@@ -24,6 +24,9 @@ static const struct subcommand subcommands[] = {
 	{ "ingest", bench_ingest_main,
 	  "record N simulated RTSP cameras with nvrd; CPU and memory per camera "
 	  "against one ffmpeg -c copy process per camera on the same streams" },
+	{ "retention", bench_retention_main,
+	  "write rate while the ring reclaims (classes, a hold) against the rate "
+	  "with free space, in one run; reclaim latency" },
 };
 
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))

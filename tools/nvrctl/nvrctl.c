@@ -19,6 +19,9 @@ struct command {
 static const struct command commands[] = {
 	{ "cameras", cmd_cameras, "import, export, list, show or delete cameras" },
 	{ "frames", cmd_frames, "dump a camera's recorded frames (daemon stopped)" },
+	{ "holds", cmd_holds, "create, list or release legal holds (daemon stopped)" },
+	{ "purge", cmd_purge, "erase a camera's footage in a time window (daemon stopped)" },
+	{ "retention", cmd_retention, "retention per class and camera: kept and forecast" },
 };
 
 static void usage(FILE *f)
