@@ -202,9 +202,9 @@ Test(retention, maximum_days_enforced_and_bytes_gone, .timeout = 120)
 	cr_assert_eq(stg_retention_stats(e.stg, &rs, NULL, 0, NULL), 0);
 	cr_assert_eq(rs.expired_chunks, 5 * 24 - kept / BURST);
 	tu_env_close(&e);
-	struct stg_fsck_report rep = tu_fsck(&e.cfg, false);
+	struct stg_fsck_report rep = tu_fsck(&e.cfg, true);
 	cr_assert_eq(rep.differences, 0, "index matches the disks after expiry");
-	/* classes and camera classes survive a restart */
+	/* classes and camera classes survive a restart and a rebuilt index */
 	tu_env_open(&e);
 	struct stg_class cl[4];
 	cr_assert_eq(stg_class_list(e.stg, cl, 4), 1);
