@@ -522,7 +522,8 @@ int idx_reclaim_gen(MDB_txn *t, struct stg *stg, uint16_t vol, uint32_t gen)
 		dc_put(stg->dc, d);
 		if (!copy)
 			return -ENOMEM;
-		qsort(copy, n, sizeof *copy, loc_entry_cmp);
+		if (n)
+			qsort(copy, n, sizeof *copy, loc_entry_cmp);
 		err = idx_cut_chunks(t, stg, vol, copy, n, NULL);
 		free(copy);
 	} else {

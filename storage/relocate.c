@@ -237,7 +237,7 @@ static int plan(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 	pthread_mutex_lock(&d->lock);
 	uint32_t n = d->visible;
 	struct dir_entry *e = malloc((n ? n : 1) * sizeof *e), *cand = NULL;
-	if (e)
+	if (e && n)
 		memcpy(e, d->e, n * sizeof *e);
 	pthread_mutex_unlock(&d->lock);
 	dc_put(stg->dc, d);
@@ -259,7 +259,8 @@ static int plan(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 			cand[nc++] = e[i];
 	}
 	/* promised chunks, youngest first, within half a segment */
-	qsort(cand, nc, sizeof *cand, by_start_desc);
+	if (nc)
+		qsort(cand, nc, sizeof *cand, by_start_desc);
 	uint64_t budget = v->hdr.segment_size / 2;
 	for (uint32_t i = 0; i < nc && !err; i++)
 		if (ev->bytes + cand[i].length <= budget)
@@ -298,7 +299,7 @@ static void note_losses(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen
 	pthread_mutex_lock(&d->lock);
 	uint32_t n = d->visible;
 	struct dir_entry *e = malloc((n ? n : 1) * sizeof *e);
-	if (e)
+	if (e && n)
 		memcpy(e, d->e, n * sizeof *e);
 	pthread_mutex_unlock(&d->lock);
 	dc_put(stg->dc, d);
@@ -320,7 +321,8 @@ static int reclaim(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen, str
 	int err = idx_reclaim_gen(t, stg, v->id, gen);
 	if (err || !ev)
 		return err;
-	qsort(ev->c, ev->n, sizeof *ev->c, copy_cmp);
+	if (ev->n)
+		qsort(ev->c, ev->n, sizeof *ev->c, copy_cmp);
 	for (uint32_t i = 0; i < ev->n && !err; i++)
 		if (ev->c[i].landed && !ev->c[i].purged)
 			err = idx_merge_chunk(t, stg->ix, v->id, ev->c[i].gen, stg->cfg.gap_us,

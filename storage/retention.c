@@ -638,7 +638,7 @@ static int collect(MDB_txn *t, struct stg *stg, uint32_t cam, const struct pick 
 	mdb_cursor_close(c);
 	if (err == MDB_NOTFOUND)
 		err = 0;
-	if (!err)
+	if (!err && out->n)
 		qsort(out->v, out->n, sizeof *out->v, loc_entry_cmp);
 	return err;
 }
@@ -733,7 +733,7 @@ static int seg_forget(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 	}
 	struct dir_entry *copy = NULL;
 	uint32_t nd = d->visible;
-	if (s.state == SEG_SEALED && removed && (copy = malloc((nd ? nd : 1) * sizeof *copy)))
+	if (s.state == SEG_SEALED && removed && (copy = malloc((nd ? nd : 1) * sizeof *copy)) && nd)
 		memcpy(copy, d->e, nd * sizeof *copy);
 	pthread_mutex_unlock(&d->lock);
 	dc_put(stg->dc, d);
@@ -1220,7 +1220,7 @@ static int holds_measure_fn(MDB_txn *t, struct stg *stg, void *arg)
 	pthread_mutex_lock(&r->lock);
 	int n = r->nholds;
 	struct ret_hold *copy = malloc((size_t)(n ? n : 1) * sizeof *copy);
-	if (copy)
+	if (copy && n)
 		memcpy(copy, r->holds, (size_t)n * sizeof *copy);
 	pthread_mutex_unlock(&r->lock);
 	if (!copy)

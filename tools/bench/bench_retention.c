@@ -270,8 +270,10 @@ static int run(struct ret_run *r)
 	       reclaim_bytes / 1e6, reclaim_mbps, vs.reclaims - reclaims_free, p50, p99, max,
 	       rs.relocated_chunks, rs.relocated_bytes / 1e6, rs.held_bytes / 1e6);
 	for (int i = 0; i < ncls && i < 4; i++)
-		printf("class %s: retained %.0f s, forecast %.0f s, alarm %d\n", cs[i].cls.name,
-		       cs[i].retained_us / 1e6, cs[i].forecast_us / 1e6, cs[i].alarm);
+		if (cs[i].cameras)
+			printf("class %s: %u cameras, oldest footage %.0f s old, forecast %.0f s, "
+			       "alarm %d\n", cs[i].cls.name, cs[i].cameras, cs[i].retained_us / 1e6,
+			       cs[i].forecast_us / 1e6, cs[i].alarm);
 	printf("cameras=%" PRIu64 " bitrate_kbps=%" PRIu64 " capacity_bytes=%" PRIu64
 	       " free_mbps=%.2f reclaim_mbps=%.2f reclaim_ratio=%.4f reclaims=%" PRIu64
 	       " reclaim_p50_ms=%.3f reclaim_p99_ms=%.3f reclaim_max_ms=%.3f relocated_bytes=%" PRIu64
