@@ -53,6 +53,7 @@
 #include "config.h"
 #include "config_args.h"
 #include "config_cameras.h"
+#include "retention_cfg.h"
 #include "audit.h"
 #include "demo_login.h"
 #include "users.h"
@@ -83,6 +84,7 @@ struct daemon {
 	struct web_ctx web_ctx;
 	struct users *users;
 	struct audit *audit;
+	uint64_t class_generation;          /* registry generation of the camera classes */
 	char *tls_cert_pem, *tls_key_pem;   /* alive while web runs */
 	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
@@ -135,6 +137,26 @@ static int prepare_volumes(struct daemon *d)
 	return err;
 }
 
+/* The [class NAME] sections into the engine, which keeps them in its index. */
+static int apply_classes(struct daemon *d)
+{
+	const int64_t day_us = 86400LL * 1000000;
+	for (int i = 0; i < d->cfg.class_count; i++) {
+		const struct config_class *k = &d->cfg.cls[i];
+		struct stg_class sc = { .min_us = (int64_t)k->min_days * day_us,
+		                        .max_us = (int64_t)k->max_days * day_us,
+		                        .share_pct = (uint32_t)k->share };
+		snprintf(sc.name, sizeof sc.name, "%s", k->name);
+		int err = stg_class_set(d->stg, &sc);
+		if (err) {
+			nvr_log("error", "nvrd", "event=retention_class_refused class=%s error=\"%s\"",
+			        k->name, stg_strerror(err));
+			return err;
+		}
+	}
+	return 0;
+}
+
 static int open_storage_and_registry(struct daemon *d)
 {
 	const struct nvr_config *c = &d->cfg;
@@ -152,6 +174,8 @@ static int open_storage_and_registry(struct daemon *d)
 	                         .writer_threads = (uint32_t)c->writer_threads };
 	if (!err)
 		err = datadir_open_storage(&d->dir, &sc, &d->stg);
+	if (!err)
+		err = apply_classes(d);
 	if (err)
 		return err;
 	err = registry_open(d->dir.registry, &d->reg);
@@ -254,6 +278,8 @@ static int start_ingest(struct daemon *d)
 		nvr_log("error", "nvrd", "event=ingest_start_failed error=\"%s\"", strerror(-err));
 		return err;
 	}
+	if (retention_sync_cameras(d->stg, d->reg, &d->class_generation) < 0)
+		nvr_log("warn", "nvrd", "event=camera_classes_not_set");
 	err = camsync_init(d->reg, d->ingest, &d->sync);
 	if (!err)
 		err = camsync_poll(d->sync) < 0 ? -EIO : 0;
@@ -505,9 +531,6 @@ static void reload(struct daemon *d)
 /* Settings this build reads but no module applies yet: said once at start. */
 static void log_unapplied(const struct nvr_config *c)
 {
-	if (c->class_count)
-		nvr_log("warn", "nvrd", "event=config_not_applied setting=class classes=%d"
-		        " reason=\"no retention module in this build\"", c->class_count);
 	if (c->exports_dir[0] || c->exports_quota)
 		nvr_log("warn", "nvrd", "event=config_not_applied setting=exports"
 		        " reason=\"no export module in this build\"");
@@ -580,6 +603,11 @@ static void log_status(struct daemon *d, const char *phase)
 	if (stg_index_stats(d->stg, &is) == 0)
 		add(&l, " index_ranges=%" PRIu64 " index_segments=%" PRIu64 " index_bytes=%" PRIu64,
 		    is.ranges, is.segments, is.bytes);
+	struct stg_retention_stats rs;
+	if (stg_retention_stats(d->stg, &rs, NULL, 0, NULL) == 0)
+		add(&l, " retention_alarms=%" PRIu32 " holds=%" PRIu32 " held_bytes=%" PRIu64
+		    " expired_chunks=%" PRIu64 " relocated_bytes=%" PRIu64, rs.alarms, rs.holds,
+		    rs.held_bytes, rs.expired_chunks, rs.relocated_bytes);
 	nvr_log("info", "nvrd", "%s", l.buf);
 }
 
@@ -607,6 +635,7 @@ static void run(struct daemon *d)
 			return;
 		if (now >= next_sync) {
 			camsync_poll(d->sync);
+			retention_sync_cameras(d->stg, d->reg, &d->class_generation);
 			next_sync += SYNC_EVERY_US;
 			if (now >= next_status) {
 				log_status(d, "running");

@@ -84,13 +84,29 @@ int stg_ranges(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
 	mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
 	struct range_rec rr;
 	int n = 0;
+	int64_t prev_end = INT64_MIN;
+	uint16_t prev_flags = 0;
 	for (err = range_seek(c, camera_id, t0, &rr); !err && rr.start < t1;
 	     err = range_next(c, camera_id, &rr)) {
 		if (rr.r.end_us <= t0)
 			continue;
+		struct stg_range x = { rr.start > t0 ? rr.start : t0,
+		                       rr.r.end_us < t1 ? rr.r.end_us : t1 };
+		/* relocated footage touching footage that stayed in place is one
+		 * stretch to the caller (ranges that touch otherwise are an
+		 * interruption: stg_camera_flush) */
+		bool reloc = (rr.r.flags | prev_flags) & RANGE_RELOCATED;
+		prev_flags = rr.r.flags;
+		if (n > 0 && reloc && x.start_us <= prev_end) {
+			if (x.end_us > prev_end)
+				prev_end = x.end_us;
+			if (n <= max)
+				out[n - 1].end_us = prev_end;
+			continue;
+		}
 		if (n < max)
-			out[n] = (struct stg_range){ rr.start > t0 ? rr.start : t0,
-			                             rr.r.end_us < t1 ? rr.r.end_us : t1 };
+			out[n] = x;
+		prev_end = x.end_us;
 		n++;
 	}
 	mdb_cursor_close(c);
@@ -199,8 +215,14 @@ static int seg_tmin(struct stg *stg, uint16_t vol, uint32_t gen, int64_t *tmin)
 	err = idx_get_segment(t, stg->ix, vol, gen, &s);
 	idx_read_end(stg->ix, t);
 	if (!err)
-		*tmin = s.chunks ? s.t_min : INT64_MAX;
+		*tmin = seg_has_times(&s) ? s.t_min : INT64_MAX;
 	return err;
+}
+
+/* The kind of chunk a range is made of (format.h). */
+static uint16_t range_kind(const struct range_rec *rr)
+{
+	return rr->r.flags & RANGE_RELOCATED ? REC_RELOCATED : 0;
 }
 
 /* The generation of the range most likely to hold time t: the last one
@@ -232,7 +254,7 @@ static int find_chunk_at(struct stg_iter *it, int64_t t, struct dir_entry *e, ui
 			continue;
 		if (err)
 			return err;
-		int found = segdir_last_before(d, it->cam, t, e);
+		int found = segdir_last_before(d, it->cam, t, range_kind(rr), e);
 		dc_put(it->stg->dc, d);
 		if (found && e->start_us >= rr->start) {
 			*gen = g;
@@ -262,7 +284,7 @@ static int next_chunk(struct stg_iter *it, const struct dir_entry *cur, uint32_t
 		}
 		if (err)
 			return err;
-		int found = segdir_first_after(d, it->cam, after, e);
+		int found = segdir_first_after(d, it->cam, after, range_kind(rr), e);
 		dc_put(it->stg->dc, d);
 		if (found && e->start_us < rr->r.end_us) {   /* end is exclusive */
 			*gen = g;
@@ -311,10 +333,11 @@ static int advance_range(struct stg_iter *it)
 			after = it->range.start;   /* range reclaimed under us: the next */
 			continue;
 		}
+		int64_t prev_end = it->chunk.end_us;
 		if (!err)
 			err = load_chunk(it, it->range.r.vol, g, &e);
-		if (!err)
-			it->discontinuity = true;
+		if (!err && (e.start_us > prev_end || !(it->range.r.flags & RANGE_RELOCATED)))
+			it->discontinuity = true;   /* relocated footage next to the rest is no gap */
 		return err;
 	}
 }

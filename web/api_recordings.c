@@ -59,6 +59,29 @@ static json_t *api_volumes_json(struct web *w)
 	return arr;
 }
 
+/* Retention classes below their promised minimum (storage.h). */
+static json_t *api_alarms_json(struct web *w)
+{
+	static __thread struct stg_class_stats cs[65];
+	int n = 0;
+	json_t *arr = json_array();
+	if (!arr || stg_retention_stats(w->ctx.stg, NULL, cs, 65, &n))
+		return arr;
+	for (int i = 0; i < n && i < 65; i++) {
+		if (!cs[i].alarm)
+			continue;
+		json_t *a = json_pack("{s:s, s:s, s:o, s:f, s:f}", "kind", "retention_below_promise",
+		                      "class", cs[i].cls.name, "since", api_time(cs[i].alarm_since_us),
+		                      "promised_days", cs[i].cls.min_us / 864e8,
+		                      "retained_days", cs[i].retained_us / 864e8);
+		if (!a || json_array_append_new(arr, a)) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
 int api_health(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep)
 {
@@ -72,11 +95,15 @@ int api_health(struct web *w, const struct web_request *req, const char *arg,
 	if (w->ctx.ingest)
 		ingest_totals(w->ctx.ingest, &t);
 	json_t *vols = api_volumes_json(w);
-	if (!vols)
+	json_t *alarms = api_alarms_json(w);
+	if (!vols || !alarms) {
+		json_decref(vols);
+		json_decref(alarms);
 		return -ENOMEM;
-	rep->body = json_pack("{s:s, s:I, s:I, s:I, s:o}", "status", "ok",
+	}
+	rep->body = json_pack("{s:s, s:I, s:I, s:I, s:o, s:o}", "status", "ok",
 	                      "cameras", (json_int_t)t.cameras, "streaming", (json_int_t)t.streaming,
-	                      "frames", (json_int_t)t.frames, "volumes", vols);
+	                      "frames", (json_int_t)t.frames, "volumes", vols, "alarms", alarms);
 	return rep->body ? 0 : -ENOMEM;
 }
 
