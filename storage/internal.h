@@ -175,6 +175,9 @@ void segdir_append(struct segdir *d, const struct dir_entry *e);
 /* Lookups return 1 and fill *out when found, 0 when not. */
 int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out);
 int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out);
+/* Adds the camera's chunks overlapping [t0, t1) to *acc (stg_estimate). */
+void segdir_sum(struct segdir *d, uint32_t cam, int64_t t0, int64_t t1,
+                struct stg_estimate *acc);
 
 /* ---- index (index.c) ---- */
 struct index;
