@@ -67,6 +67,8 @@ int datadir_init(struct datadir *d, const char *dir, int volumes, bool create)
 	}
 	snprintf(d->index, sizeof d->index, "%s/index", d->path);
 	snprintf(d->registry, sizeof d->registry, "%s/registry", d->path);
+	snprintf(d->users, sizeof d->users, "%s/users", d->path);
+	snprintf(d->audit, sizeof d->audit, "%s/audit", d->path);
 	if (volumes == 0) {
 		d->volume_count = discover_volumes(d);
 		return 0;

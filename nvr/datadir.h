@@ -5,6 +5,8 @@
  *   DIR/nvrd.lock    flock()ed by the daemon: one daemon per directory
  *   DIR/index/       the storage engine's LMDB index
  *   DIR/registry/    the camera registry (registry.h)
+ *   DIR/users/       API users and tokens (users.h)
+ *   DIR/audit/       the hash-chained audit trail (audit.h)
  *   DIR/vol0 ...     volumes (storage rings), formatted on first use
  *
  * Paths are canonical (realpath): the index identifies volumes by the path
@@ -25,6 +27,8 @@ struct datadir {
 	char path[PATH_MAX];
 	char index[PATH_MAX + 16];
 	char registry[PATH_MAX + 16];
+	char users[PATH_MAX + 16];
+	char audit[PATH_MAX + 16];
 	int volume_count;
 	char vol_path[DATADIR_MAX_VOLUMES][PATH_MAX + 16];
 	const char *vols[DATADIR_MAX_VOLUMES];   /* points into vol_path */

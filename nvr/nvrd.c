@@ -8,12 +8,14 @@
  * registry; then, once a second, applies registry changes (camsync.h) and,
  * every 5 s, logs one status line. The HTTP API (web/http.h) starts after
  * the ingest, on --http-listen:--http-port (127.0.0.1:8080; port 0 turns it
- * off), and is the first thing stopped.
+ * off), and is the first thing stopped. Its users are in DIR/users and its
+ * audit trail in DIR/audit; --auth off (never the default) lets anyone in.
  *
  * The embedded demo (simulate.h): with --simulate N, or on a data directory
  * whose registry is empty, nvrd starts the camera simulator as a child
  * process, registers its cameras and records them like any other RTSP
  * camera. DIR/simulated-cameras remembers that choice for later starts.
+ * A demo on an empty user database gets an admin (demo_login.h).
  *
  * SIGINT or SIGTERM: the ingest tears its sessions down and flushes every
  * camera's unfinished chunk, the engine writes everything out and closes,
@@ -36,13 +38,16 @@
 
 #include "camsync.h"
 #include "cli_parse.h"
+#include "audit.h"
 #include "datadir.h"
+#include "demo_login.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
 #include "registry.h"
 #include "simulate.h"
 #include "storage.h"
+#include "users.h"
 #include "volume_plan.h"
 
 #define STATUS_EVERY_US 5000000LL
@@ -63,6 +68,7 @@ struct options {
 	const char *log_level;
 	uint32_t http_port;        /* 0: no HTTP API */
 	const char *http_listen;
+	bool auth_off;             /* --auth off */
 };
 
 struct daemon {
@@ -75,6 +81,8 @@ struct daemon {
 	struct sim *sim;
 	struct web *web;
 	struct web_ctx web_ctx;
+	struct users *users;
+	struct audit *audit;
 	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
 };
@@ -103,6 +111,7 @@ static void usage(FILE *to)
 	        "usage: nvrd [--data DIR] [--volumes N] [--volume-size SIZE] [--loops N]\n"
 	        "            [--simulate N] [--sim-port P] [--camsim PATH] [--fixtures DIR]\n"
 	        "            [--seconds S] [--log-level L] [--http-port P] [--http-listen ADDR]\n"
+	        "            [--auth on|off]\n"
 	        "\n"
 	        "Records every enabled camera of DIR/registry (see `nvrctl cameras`) onto\n"
 	        "the volumes DIR/vol0..volN-1 (formatted on first use), indexed in DIR/index.\n"
@@ -120,9 +129,10 @@ static void usage(FILE *to)
 	        "  --fixtures DIR      simulator video files [BINDIR/../fixtures]\n"
 	        "  --seconds S         stop after S seconds; 0 runs until SIGINT/SIGTERM [0]\n"
 	        "  --log-level L       debug, info, warn or error [info]\n"
-	        "  --http-port P       port of the HTTP API (no authentication yet);\n"
-	        "                      0 turns it off [8080]\n"
+	        "  --http-port P       port of the HTTP API; 0 turns it off [8080]\n"
 	        "  --http-listen ADDR  address the HTTP API listens on [127.0.0.1]\n"
+	        "  --auth on|off       HTTP API authentication (users: `nvrctl users`);\n"
+	        "                      off lets anyone in as admin [on]\n"
 	        "  --help              this text\n",
 	        DATADIR_MAX_VOLUMES, DEFAULT_SIMULATED);
 }
@@ -182,6 +192,11 @@ static int parse_one(struct options *o, int c, const char *arg)
 			return bad_option("--http-port", arg, "0 to 65535");
 		return 0;
 	case 'A': o->http_listen = arg; return 0;
+	case 'a':
+		if (strcmp(arg, "on") && strcmp(arg, "off"))
+			return bad_option("--auth", arg, "on or off");
+		o->auth_off = !strcmp(arg, "off");
+		return 0;
 	case 't':
 		if (parse_u32(arg, 0, UINT32_MAX, &o->seconds))
 			return bad_option("--seconds", arg, "a whole number of seconds");
@@ -206,6 +221,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "log-level", required_argument, NULL, 'L' },
 		{ "http-port", required_argument, NULL, 'H' },
 		{ "http-listen", required_argument, NULL, 'A' },
+		{ "auth", required_argument, NULL, 'a' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -268,6 +284,10 @@ static int open_storage_and_registry(struct daemon *d)
 	if (err)
 		nvr_log("error", "nvrd", "event=registry_open_failed path=%s error=\"%s\"",
 		        d->dir.registry, strerror(-err));
+	if (!err)
+		err = users_open(d->dir.users, &d->users);
+	if (!err)
+		err = audit_open(d->dir.audit, &d->audit);
 	return err;
 }
 
@@ -317,6 +337,8 @@ static int start_simulator(struct daemon *d)
 	long n = simulated_cameras(d);
 	if (n <= 0)
 		return 0;
+	if (!d->opt.auth_off && demo_login_ensure(d->users, d->audit, d->dir.path))
+		return -EIO;
 	char dir[PATH_MAX], camsim[PATH_MAX + 16], fixtures[PATH_MAX + 16];
 	bin_dir(dir, sizeof dir);
 	snprintf(camsim, sizeof camsim, "%s/nvr-camsim", dir);
@@ -343,6 +365,17 @@ static int start_ingest(struct daemon *d)
 	return err;
 }
 
+/* Said loudly, and kept in the audit trail. */
+static void log_auth_off(struct daemon *d)
+{
+	nvr_log("warn", "nvrd", "event=auth_off warning=\"HTTP API without authentication:"
+	        " anyone reaching %s:%" PRIu32 " acts as admin\"", d->opt.http_listen, d->opt.http_port);
+	json_t *j = json_pack("{s:s, s:s}", "setting", "auth", "value", "off");
+	if (!j || audit_append(d->audit, "nvrd", "config", NULL, j, NULL))
+		nvr_log("error", "nvrd", "event=audit_failed action=config");
+	json_decref(j);
+}
+
 /* A port already taken must not stop the recording: the API is left off
  * (web_start logged why) and the daemon records on. */
 static void start_http(struct daemon *d)
@@ -350,8 +383,11 @@ static void start_http(struct daemon *d)
 	if (!d->opt.http_port)
 		return;
 	struct web_config wc = { .listen_addr = d->opt.http_listen,
-	                         .port = (uint16_t)d->opt.http_port };
-	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest };
+	                         .port = (uint16_t)d->opt.http_port, .auth_off = d->opt.auth_off };
+	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest,
+	                               .users = d->users, .audit = d->audit };
+	if (d->opt.auth_off)
+		log_auth_off(d);
 	if (web_start(&wc, &d->web_ctx, &d->web)) {
 		nvr_log("error", "nvrd", "event=http_disabled reason=start_failed");
 		return;
@@ -480,6 +516,8 @@ static void shut_down(struct daemon *d)
 	camsync_free(d->sync);
 	if (d->reg)
 		registry_close(d->reg);
+	users_close(d->users);
+	audit_close(d->audit);
 	datadir_release(&d->dir);
 }
 

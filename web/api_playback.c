@@ -15,6 +15,9 @@
  * Errors before the first byte answer JSON (400, 404 "no footage", 500);
  * after it they are logged and the stream ends early (the client sees a
  * truncated transfer).
+ *
+ * Each request that passed its checks is audited ("playback": camera and
+ * window) before anything is read; without its audit entry it is refused.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -186,6 +189,12 @@ int api_playback(struct web *w, const struct web_request *req, const char *arg,
 	int err = api_camera_window(w, req, arg, rep, &id, &t0, &t1);
 	if (err)
 		return err < 0 ? err : 0;
+	json_t *d = json_pack("{s:I, s:I, s:I}", "camera", (json_int_t)id, "from_ms",
+	                      (json_int_t)(t0 / 1000), "to_ms", (json_int_t)(t1 / 1000));
+	err = d ? api_audit(w, req, "playback", d, NULL) : -ENOMEM;
+	json_decref(d);
+	if (err)
+		return err;
 	struct pb_req *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
