@@ -41,6 +41,7 @@
 #include "audit.h"
 #include "datadir.h"
 #include "demo_login.h"
+#include "export.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -69,6 +70,9 @@ struct options {
 	uint32_t http_port;        /* 0: no HTTP API */
 	const char *http_listen;
 	bool auth_off;             /* --auth off */
+	const char *exports_dir;   /* NULL: DATA/exports */
+	uint64_t exports_quota;
+	uint32_t export_workers;
 };
 
 struct daemon {
@@ -83,6 +87,7 @@ struct daemon {
 	struct web_ctx web_ctx;
 	struct users *users;
 	struct audit *audit;
+	struct export_engine *exports;
 	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
 };
@@ -111,7 +116,8 @@ static void usage(FILE *to)
 	        "usage: nvrd [--data DIR] [--volumes N] [--volume-size SIZE] [--loops N]\n"
 	        "            [--simulate N] [--sim-port P] [--camsim PATH] [--fixtures DIR]\n"
 	        "            [--seconds S] [--log-level L] [--http-port P] [--http-listen ADDR]\n"
-	        "            [--auth on|off]\n"
+	        "            [--auth on|off] [--exports-dir DIR] [--exports-quota SIZE]\n"
+	        "            [--export-workers N]\n"
 	        "\n"
 	        "Records every enabled camera of DIR/registry (see `nvrctl cameras`) onto\n"
 	        "the volumes DIR/vol0..volN-1 (formatted on first use), indexed in DIR/index.\n"
@@ -133,6 +139,9 @@ static void usage(FILE *to)
 	        "  --http-listen ADDR  address the HTTP API listens on [127.0.0.1]\n"
 	        "  --auth on|off       HTTP API authentication (users: `nvrctl users`);\n"
 	        "                      off lets anyone in as admin [on]\n"
+	        "  --exports-dir DIR   evidence exports, outside the ring [DIR/exports]\n"
+	        "  --exports-quota SIZE  bytes the exports may use, K/M/G/T suffixes [10G]\n"
+	        "  --export-workers N  export jobs run at once, 1 to 8 [1]\n"
 	        "  --help              this text\n",
 	        DATADIR_MAX_VOLUMES, DEFAULT_SIMULATED);
 }
@@ -197,6 +206,15 @@ static int parse_one(struct options *o, int c, const char *arg)
 			return bad_option("--auth", arg, "on or off");
 		o->auth_off = !strcmp(arg, "off");
 		return 0;
+	case 'X': o->exports_dir = arg; return 0;
+	case 'Q':
+		if (vp_parse_size(arg, &o->exports_quota))
+			return bad_option("--exports-quota", arg, "bytes, K, M, G or T suffix");
+		return 0;
+	case 'W':
+		if (parse_u32(arg, 1, 8, &o->export_workers))
+			return bad_option("--export-workers", arg, "1 to 8");
+		return 0;
 	case 't':
 		if (parse_u32(arg, 0, UINT32_MAX, &o->seconds))
 			return bad_option("--seconds", arg, "a whole number of seconds");
@@ -222,13 +240,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{ "http-port", required_argument, NULL, 'H' },
 		{ "http-listen", required_argument, NULL, 'A' },
 		{ "auth", required_argument, NULL, 'a' },
+		{ "exports-dir", required_argument, NULL, 'X' },
+		{ "exports-quota", required_argument, NULL, 'Q' },
+		{ "export-workers", required_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	*o = (struct options){ .data = "./nvr-data", .volumes = 2, .volume_size = 2ull << 30,
 	                       .loops = 1, .simulate = SIMULATE_AUTO, .sim_port = 8554,
 	                       .log_level = "info", .http_port = 8080,
-	                       .http_listen = "127.0.0.1" };
+	                       .http_listen = "127.0.0.1", .exports_quota = 10ull << 30,
+	                       .export_workers = 1 };
 	int c, err = 0;
 	opterr = 0;
 	while (!err && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -376,6 +398,19 @@ static void log_auth_off(struct daemon *d)
 	json_decref(j);
 }
 
+/* Evidence exports (web/export.h); without them the export endpoints
+ * answer 503 and the daemon records on (export_open logged why). */
+static void open_exports(struct daemon *d)
+{
+	char dir[PATH_MAX + 16];
+	snprintf(dir, sizeof dir, "%s/exports", d->dir.path);
+	struct export_config ec = { .dir = d->opt.exports_dir ? d->opt.exports_dir : dir,
+	                            .quota_bytes = d->opt.exports_quota,
+	                            .workers = d->opt.export_workers };
+	if (export_open(&ec, d->stg, &d->exports))
+		nvr_log("error", "nvrd", "event=exports_disabled reason=open_failed");
+}
+
 /* A port already taken must not stop the recording: the API is left off
  * (web_start logged why) and the daemon records on. */
 static void start_http(struct daemon *d)
@@ -384,8 +419,10 @@ static void start_http(struct daemon *d)
 		return;
 	struct web_config wc = { .listen_addr = d->opt.http_listen,
 	                         .port = (uint16_t)d->opt.http_port, .auth_off = d->opt.auth_off };
+	open_exports(d);
 	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest,
-	                               .users = d->users, .audit = d->audit };
+	                               .users = d->users, .audit = d->audit,
+	                               .exports = d->exports };
 	if (d->opt.auth_off)
 		log_auth_off(d);
 	if (web_start(&wc, &d->web_ctx, &d->web)) {
@@ -498,6 +535,8 @@ static void shut_down(struct daemon *d)
 {
 	web_stop(d->web);
 	d->web = NULL;
+	export_close(d->exports);
+	d->exports = NULL;
 	if (d->ingest) {
 		ingest_totals(d->ingest, &d->last_totals);
 		ingest_stop(d->ingest);
