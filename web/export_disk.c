@@ -179,6 +179,7 @@ static int export_job_from_doc(struct export_job *j, json_t *doc)
 	j->from_us = json_integer_value(json_object_get(req, "start_ms")) * 1000;
 	j->to_us = json_integer_value(json_object_get(req, "end_ms")) * 1000;
 	j->audit_id = (uint64_t)json_integer_value(json_object_get(doc, "audit_id"));
+	j->estimate = (uint64_t)json_integer_value(json_object_get(doc, "estimated_bytes"));
 	j->ncams = json_array_size(cams);
 	j->cams = calloc(j->ncams ? j->ncams : 1, sizeof *j->cams);
 	j->res = calloc(j->ncams ? j->ncams : 1, sizeof *j->res);
@@ -195,6 +196,7 @@ static int export_job_from_doc(struct export_job *j, json_t *doc)
 		         json_string_value(json_object_get(c, "district")) ?: "");
 		j->res[i].frames = (uint64_t)json_integer_value(json_object_get(c, "frames"));
 		j->res[i].bytes = (uint64_t)json_integer_value(json_object_get(c, "bytes"));
+		j->res[i].frame_bytes = (uint64_t)json_integer_value(json_object_get(c, "frame_bytes"));
 		j->res[i].has_file = json_is_string(json_object_get(c, "file"));
 	}
 	return 0;
@@ -203,13 +205,15 @@ static int export_job_from_doc(struct export_job *j, json_t *doc)
 /* A done job's totals and times, from its manifest. */
 static void export_done_from_manifest(struct export_job *j, json_t *m)
 {
-	uint64_t frames = 0, bytes = 0;
+	uint64_t frames = 0, bytes = 0, frame_bytes = 0;
 	for (size_t i = 0; i < j->ncams; i++) {
 		frames += j->res[i].frames;
 		bytes += j->res[i].bytes;
+		frame_bytes += j->res[i].frame_bytes;
 	}
 	atomic_store(&j->frames, frames);
 	atomic_store(&j->bytes, bytes);
+	atomic_store(&j->frame_bytes, frame_bytes);
 	j->started_us = json_integer_value(json_object_get(m, "started_at_ms")) * 1000;
 	j->finished_us = json_integer_value(json_object_get(m, "finished_at_ms")) * 1000;
 	j->elapsed_us = j->finished_us > j->started_us ? j->finished_us - j->started_us : 0;

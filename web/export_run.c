@@ -238,6 +238,7 @@ static int export_manifest_camera(const struct export_job *j, size_t i, json_t *
 	                                                       : json_null());
 	err |= json_object_set_new(c, "frames", json_integer((json_int_t)r->frames));
 	err |= json_object_set_new(c, "bytes", json_integer((json_int_t)r->bytes));
+	err |= json_object_set_new(c, "frame_bytes", json_integer((json_int_t)r->frame_bytes));
 	err |= json_object_set_new(c, "sha256", r->has_file ? json_string(r->sha256) : json_null());
 	err |= json_object_set_new(c, "file", r->has_file ? json_string(name) : json_null());
 	err |= json_object_set_new(c, "codec", r->has_file ? json_string(export_codec_name(r->codec))

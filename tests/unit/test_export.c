@@ -264,6 +264,7 @@ static void check_camera(struct fx *x, uint64_t id, json_t *mc, uint32_t cam, ui
 		cr_assert_eq(iget(mc, "bytes"), 0);
 		return;
 	}
+	cr_assert_eq((uint64_t)iget(mc, "frame_bytes"), frame_bytes);
 	json_t *act = json_object_get(mc, "actual");
 	cr_assert_eq(iget(act, "start_ms"), first_us / 1000);
 	cr_assert_eq(iget(act, "end_ms"), end_us / 1000);
@@ -493,7 +494,10 @@ Test(export, restart_keeps_done_jobs_and_fails_interrupted_ones, .timeout = 120)
 	cr_assert_str_eq(sget(after, "status"), "done");
 	cr_assert(json_equal(json_object_get(before, "files"), json_object_get(after, "files")),
 	          "the done job's files and hashes survive a restart");
-	cr_assert_eq(iget(after, "frames"), iget(before, "frames"));
+	const char *same[] = { "frames", "frame_bytes", "bytes", "estimated_bytes", "from_ms", "to_ms" };
+	for (size_t i = 0; i < sizeof same / sizeof same[0]; i++)
+		cr_assert_eq(iget(after, same[i]), iget(before, same[i]), "%s after a restart", same[i]);
+	cr_assert_gt(iget(after, "estimated_bytes"), 0);
 	cr_assert_eq(iget(after, "audit_id"), 5);
 	json_decref(before);
 	json_decref(after);
