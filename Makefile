@@ -46,6 +46,10 @@ $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 FIXTURES := $(BUILD)/fixtures/.stamp
 
+# Small programs the black-box tests use (tests/helpers/*.c), in BUILD/helpers.
+HELPER_SRC  := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/helpers/%)
+
 TEST_SRC  := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -54,7 +58,7 @@ FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps
-all: $(BINS) $(FIXTURES)
+all: $(BINS) $(FIXTURES) $(HELPER_BINS)
 
 # Video files of the camera simulator (nvrd's demo, tests): made with ffmpeg.
 $(FIXTURES): scripts/make-fixtures.sh
@@ -84,6 +88,10 @@ $(BUILD)/bin/%: $$($$*_OBJ) $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB)
 $(BUILD)/tests/%: tests/unit/%.c $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -Invr -o $@ $< $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
+
+$(BUILD)/helpers/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 # The unit tests (Criterion) and the black-box tests of the binaries.
 test: all $(TEST_BINS)

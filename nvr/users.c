@@ -552,7 +552,8 @@ int users_token_create(struct users *u, const char *user, const char *label,
 	if ((rc = usr_token_put(u, txn, key, &t)))
 		goto fail;
 	sodium_memzero(secret, sizeof secret);
-	if ((rc = usr_commit(u, txn))) {
+	if ((rc = mdb_txn_commit(txn))) {
+		rc = usr_fail("txn_commit", rc);
 		sodium_memzero(token, USERS_TOKEN_CHARS);
 		return rc;
 	}
@@ -630,7 +631,7 @@ int users_token_revoke(struct users *u, const char *id)
 		goto fail;
 	}
 	mdb_cursor_close(cur);
-	return usr_commit(u, txn);
+	return (rc = mdb_txn_commit(txn)) ? usr_fail("txn_commit", rc) : 0;
 fail:
 	if (cur)
 		mdb_cursor_close(cur);

@@ -22,8 +22,10 @@
  * Layout: "users" name -> JSON {name, role, hash, enabled, created_us};
  * "tokens" SHA-256(token)[32] -> JSON {id, name, user, created_us,
  * expires_us}; "meta" "generation" -> 8 bytes big-endian, bumped by every
- * write (users_generation(): caches keyed on it notice any change, also
- * one made by another process).
+ * change to a user (added, password, role, enabled, deleted), not by token
+ * changes: a cache of password checks keyed on users_generation() notices
+ * any change that could alter one, also one made by another process, and
+ * is not emptied each time someone makes a token.
  */
 #ifndef NVR_USERS_H
 #define NVR_USERS_H

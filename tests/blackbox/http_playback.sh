@@ -23,7 +23,8 @@ done
 # fetch OUT PATH STATUS: GETs API/PATH into OUT, fails unless the status is STATUS.
 fetch() {
 	local code
-	code=$(curl -s -D "$1.headers" -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
+	code=$(curl -s "${CURL_AUTH[@]}" -D "$1.headers" -o "$1" -w '%{http_code}' "$API$2") ||
+		fail "curl $2 failed"
 	[[ $code == "$3" ]] || { head -c 300 "$1" >&2; fail "GET $2: status $code, expected $3"; }
 }
 
@@ -67,12 +68,12 @@ play 2 hevc
 from=$(json ranges1.json 'j["ranges"][0]["start_ms"]')
 to=$(json ranges1.json 'j["ranges"][-1]["end_ms"]')
 # A small receive window keeps most of the answer on the server's side.
-$PY - "$HTTP_PORT" "/api/v1/cameras/1/video.mp4?from=$from&to=$to" <<'PYEOF' ||
+$PY - "$HTTP_PORT" "/api/v1/cameras/1/video.mp4?from=$from&to=$to" "$AUTH_HEADER" <<'PYEOF' ||
 import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % sys.argv[2]).encode())
+s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (sys.argv[2], sys.argv[3])).encode())
 got = s.recv(2000)
 assert got.startswith(b"HTTP/1.1 200"), got[:100]
 time.sleep(0.5)
