@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # http_export.sh - evidence exports through nvrd's HTTP API while it records
 # two simulated cameras (1: H.264, 2: H.265, 640x360 at 25 fps), as an
-# investigator created by the demo admin.
+# investigator.
 #
 # An export of both cameras' recorded range is created (202), polled to
 # done, and each camera's MP4 downloaded: its sha256sum equals the
@@ -66,11 +66,8 @@ start_nvrd() {
 	trap 'kill -KILL $pid 2>/dev/null || true' EXIT
 	local i
 	for ((i = 0; i < 100; i++)); do
-		# the demo admin (data/demo-login) sees the ingest figures
-		if [[ -s data/demo-login ]] && read -r admin_user admin_pw <data/demo-login &&
-		   curl -s -u "$admin_user:$admin_pw" -o health.json "$API/health" 2>/dev/null &&
+		if curl -s -u "$ADMIN" -o health.json "$API/health" 2>/dev/null &&
 		   [[ $(json health.json 'j.get("streaming")') == 2 ]]; then
-			ADMIN="$admin_user:$admin_pw"
 			return 0
 		fi
 		kill -0 $pid 2>/dev/null || { cat nvrd.log >&2; fail "nvrd exited"; }
@@ -80,10 +77,15 @@ start_nvrd() {
 	fail "the cameras are not streaming"
 }
 
-start_nvrd
+# users made with nvrctl before nvrd starts: an admin (http_lib.bash), an
+# investigator who exports and a viewer who may not
+make_api_user
+ADMIN="$API_USER:$API_PASS"
 INV="ivan:investigator-pw-1"
-call POST /users u1.json 201 '{"name":"ivan","role":"investigator","password":"investigator-pw-1"}' "$ADMIN"
-call POST /users u2.json 201 '{"name":"vera","role":"viewer","password":"viewer-pw-12"}' "$ADMIN"
+printf 'investigator-pw-1\n' |
+	expect_exit 0 ivan.out "$BIN/nvrctl" users add ivan --role investigator --data data
+printf 'viewer-pw-12\n' | expect_exit 0 vera.out "$BIN/nvrctl" users add vera --role viewer --data data
+start_nvrd
 sleep 8
 
 # ---- an export of both cameras' recorded range ---------------------------
