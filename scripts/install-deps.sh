@@ -21,6 +21,8 @@ PACKAGES=(
 	# daemon, HTTP and media
 	libmicrohttpd-dev libavformat-dev libavcodec-dev libavutil-dev
 	libjansson-dev libsodium-dev uuid-dev libcsv-dev
+	# SHA-256 of exported files (libcrypto: the CPU's SHA instructions)
+	libssl-dev
 	# tests: ffmpeg/ffprobe (libx264, libx265) make fixtures and check output;
 	# GStreamer's RTSP server (through Debian's python3-gi) is the real RTSP
 	# peer of the ingest tests

