@@ -552,3 +552,63 @@ Test(export, bad_requests_are_refused_before_anything_is_created, .timeout = 60)
 	cr_assert_eq(id, 1);
 	fx_fini(&x);
 }
+
+Test(export, a_job_outgrowing_the_quota_fails_and_removes_its_files, .timeout = 120)
+{
+	struct fx x;
+	fx_init(&x, 0);
+	uint64_t keep = submit(&x, 1, 0, 100, 1);
+	json_decref(wait_end(&x, keep));
+	/* what a job over camera 1's first 120 s would reserve now, with
+	 * only 60 s recorded */
+	struct export_request r = { x.cams, 1, ftime(0), ftime(3000), "CASE-Q", "", "dave" };
+	struct export_space sp;
+	uint64_t id;
+	cr_assert_eq(export_submit(x.ex, &r, &id, &sp), 0);
+	json_t *s = status(&x, id);
+	uint64_t est = (uint64_t)iget(s, "estimated_bytes");
+	json_decref(s);
+	const char *was;
+	cr_assert_eq(export_delete(x.ex, id, &was), 0);
+	cr_assert_eq(export_delete(x.ex, id, &was), 0);
+	json_t *list = export_list(x.ex);
+	uint64_t used = (uint64_t)iget(list, "used");
+	json_decref(list);
+	export_close(x.ex);
+	/* a quota with room for that estimate only; then the next 60 s are
+	 * recorded before the job runs: it needs twice what it reserved */
+	x.cfg.quota_bytes = used + est + 4096;
+	cr_assert_eq(export_open(&x.cfg, x.env.stg, &x.ex), 0);
+	cr_assert_eq(export_submit(x.ex, &r, &id, &sp), 0);
+	put(x.env.stg, 1, 1500, 3000);
+	cr_assert_eq(stg_sync(x.env.stg), 0);
+	cr_assert_eq(export_release(x.ex, id, 9), 0);
+	s = wait_end(&x, id);
+	cr_assert_str_eq(sget(s, "status"), "failed");
+	cr_assert_str_eq(sget(s, "error"), "quota");
+	cr_assert_gt(iget(s, "frame_bytes"), 0, "it ran before it failed");
+	json_decref(s);
+	char path[700];
+	job_path(&x, id, "camera-1.mp4", path, sizeof path);
+	cr_assert(!exists(path), "the failed job's file is removed");
+	job_path(&x, id, "job.json", path, sizeof path);
+	json_error_t jerr;
+	json_t *jj = json_load_file(path, 0, &jerr);
+	cr_assert(jj, "job.json: %s", jerr.text);
+	cr_assert_str_eq(sget(jj, "state"), "failed");
+	cr_assert_str_eq(sget(jj, "error"), "quota");
+	json_decref(jj);
+	/* the quota is whole again, the earlier export untouched */
+	list = export_list(x.ex);
+	cr_assert_eq(iget(list, "reserved"), 0);
+	cr_assert_leq((uint64_t)iget(list, "used"), used + 4096, "only job.json remains");
+	json_decref(list);
+	s = status(&x, keep);
+	cr_assert_str_eq(sget(s, "status"), "done");
+	char mp4[700], sum[65];
+	job_path(&x, keep, "camera-1.mp4", mp4, sizeof mp4);
+	sha256sum(mp4, sum);
+	cr_assert_str_eq(sget(json_array_get(json_object_get(s, "files"), 0), "sha256"), sum);
+	json_decref(s);
+	fx_fini(&x);
+}
