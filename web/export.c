@@ -105,6 +105,8 @@ static int export_settle(struct export_engine *e, struct export_job *j, int err)
 	}
 	if (err == -ECANCELED)
 		snprintf(j->error, sizeof j->error, "interrupted");
+	else if (!j->error[0])
+		snprintf(j->error, sizeof j->error, "io");
 	export_remove(dir, true);
 	pthread_mutex_lock(&e->lock);
 	json_t *doc = json_deep_copy(j->doc);
