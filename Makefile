@@ -12,7 +12,7 @@
 CC      ?= cc
 BUILD   ?= build
 PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil libmicrohttpd \
-           libsodium inih
+           libsodium inih libcrypto
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
 NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr -Iweb \

@@ -53,6 +53,7 @@
 #include "config.h"
 #include "config_args.h"
 #include "config_cameras.h"
+#include "export.h"
 #include "retention_cfg.h"
 #include "audit.h"
 #include "demo_login.h"
@@ -85,6 +86,7 @@ struct daemon {
 	struct users *users;
 	struct audit *audit;
 	uint64_t class_generation;          /* registry generation of the camera classes */
+	struct export_engine *exports;      /* NULL: export endpoints answer 503 */
 	char *tls_cert_pem, *tls_key_pem;   /* alive while web runs */
 	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
@@ -344,6 +346,19 @@ static void log_auth_off(struct daemon *d)
 	json_decref(j);
 }
 
+/* Evidence exports (web/export.h); without them the export endpoints
+ * answer 503 and the daemon records on (export_open logged why). */
+static void open_exports(struct daemon *d)
+{
+	char dir[PATH_MAX + 16];
+	snprintf(dir, sizeof dir, "%s/exports", d->dir.path);
+	struct export_config ec = { .dir = d->cfg.exports_dir[0] ? d->cfg.exports_dir : dir,
+	                            .quota_bytes = d->cfg.exports_quota,
+	                            .workers = (unsigned)d->cfg.export_workers };
+	if (export_open(&ec, d->stg, &d->exports))
+		nvr_log("error", "nvrd", "event=exports_disabled reason=open_failed");
+}
+
 /* A port already taken or a bad certificate must not stop the recording:
  * the API is left off (logged) and the daemon records on. */
 static void start_http(struct daemon *d)
@@ -367,7 +382,8 @@ static void start_http(struct daemon *d)
 		.plain_port = (uint16_t)c->plain_http_port, .auth_off = !c->auth_enabled,
 	};
 	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest,
-	                               .users = d->users, .audit = d->audit };
+	                               .users = d->users, .audit = d->audit,
+	                               .exports = d->exports };
 	if (!c->auth_enabled)
 		log_auth_off(d);
 	if (web_start(&wc, &d->web_ctx, &d->web)) {
@@ -528,14 +544,6 @@ static void reload(struct daemon *d)
 	        camsync_count(d->sync));
 }
 
-/* Settings this build reads but no module applies yet: said once at start. */
-static void log_unapplied(const struct nvr_config *c)
-{
-	if (c->exports_dir[0] || c->exports_quota)
-		nvr_log("warn", "nvrd", "event=config_not_applied setting=exports"
-		        " reason=\"no export module in this build\"");
-}
-
 /* ---- status -------------------------------------------------------------- */
 
 struct line {
@@ -658,6 +666,8 @@ static void run(struct daemon *d)
 static void shut_down(struct daemon *d)
 {
 	stop_http(d);
+	export_close(d->exports);
+	d->exports = NULL;
 	if (d->ingest) {
 		ingest_totals(d->ingest, &d->last_totals);
 		ingest_stop(d->ingest);
@@ -708,7 +718,6 @@ static int start(struct daemon *d)
 	block_signals();
 	raise_fd_limit();
 	d->start_mono_us = nvr_mono_us();
-	log_unapplied(&d->cfg);
 	int err = open_storage_and_registry(d);
 	if (!err)
 		err = merge_cameras(d, &d->cfg);
@@ -718,6 +727,7 @@ static int start(struct daemon *d)
 		err = start_ingest(d);
 	if (err)
 		return err;
+	open_exports(d);
 	start_http(d);
 	nvr_log("info", "nvrd", "event=started config=%s data=%s volumes=%d cameras=%" PRIu32
 	        " loops=%" PRIu64 " seconds=%" PRIu64 " pid=%ld",

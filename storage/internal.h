@@ -182,6 +182,11 @@ int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
 /* Removes the entries of cam starting at the given times (purged chunks)
  * from a directory in memory; returns how many were removed. */
 uint32_t segdir_remove(struct segdir *d, uint32_t cam, const int64_t *starts, uint32_t n);
+/* Adds the camera's chunks overlapping [t0, t1) to *acc (stg_estimate);
+ * relocated copies count too, so a held chunk may count twice (an
+ * estimate errs on the large side). */
+void segdir_sum(struct segdir *d, uint32_t cam, int64_t t0, int64_t t1,
+                struct stg_estimate *acc);
 
 /* ---- index (index.c) ---- */
 struct index;

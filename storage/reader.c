@@ -114,6 +114,71 @@ int stg_ranges(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
 	return err && err != MDB_NOTFOUND ? err : n;
 }
 
+/* Sums the chunks of one range that overlap [t0, t1); the window is first
+ * clipped to the range so that a generation shared with a neighbouring
+ * range is not counted twice. */
+static int estimate_range(struct stg *stg, uint32_t cam, const struct range_rec *rr,
+                          int64_t t0, int64_t t1, struct stg_estimate *acc)
+{
+	int64_t a = rr->start > t0 ? rr->start : t0;
+	int64_t b = rr->r.end_us < t1 ? rr->r.end_us : t1;
+	for (uint32_t g = rr->r.first_gen; a < b && g <= rr->r.last_gen; g++) {
+		struct segdir *d;
+		int err = dc_get(stg, rr->r.vol, g, &d);
+		if (err == STG_EGONE || err == MDB_NOTFOUND)
+			continue;      /* reclaimed since the range was read */
+		if (err)
+			return err;
+		segdir_sum(d, cam, a, b, acc);
+		dc_put(stg->dc, d);
+	}
+	return 0;
+}
+
+#define EST_BATCH 64
+
+/* Reads up to EST_BATCH ranges overlapping [from, t1) in one short read
+ * transaction (directory reads come after it, without the snapshot). */
+static int estimate_batch(struct stg *stg, uint32_t cam, int64_t from, int64_t t1,
+                          struct range_rec *rr, int *n)
+{
+	*n = 0;
+	MDB_txn *t;
+	MDB_cursor *c;
+	int err = idx_read_begin(stg->ix, &t);
+	if (err)
+		return err;
+	err = mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
+	if (!err) {
+		for (err = range_seek(c, cam, from, &rr[0]); !err && rr[*n].start < t1;
+		     err = range_next(c, cam, &rr[*n])) {
+			if (rr[*n].r.end_us > from && ++*n == EST_BATCH)
+				break;
+		}
+		mdb_cursor_close(c);
+	}
+	idx_read_end(stg->ix, t);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
+int stg_estimate(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                 struct stg_estimate *out)
+{
+	struct stg_estimate acc = { 0 };
+	struct range_rec rr[EST_BATCH];
+	int64_t from = t0;
+	int n, err;
+	do {
+		err = estimate_batch(stg, camera_id, from, t1, rr, &n);
+		for (int i = 0; !err && i < n; i++)
+			err = estimate_range(stg, camera_id, &rr[i], t0, t1, &acc);
+		if (n > 0)
+			from = rr[n - 1].r.end_us;
+	} while (!err && n == EST_BATCH);
+	*out = err ? (struct stg_estimate){ 0 } : acc;
+	return err;
+}
+
 /* ---- iterator ---------------------------------------------------------------- */
 
 struct stg_iter {

@@ -386,3 +386,29 @@ uint32_t segdir_remove(struct segdir *d, uint32_t cam, const int64_t *starts, ui
 	pthread_mutex_unlock(&d->lock);
 	return removed;
 }
+
+void segdir_sum(struct segdir *d, uint32_t cam, int64_t t0, int64_t t1,
+                struct stg_estimate *acc)
+{
+	pthread_mutex_lock(&d->lock);
+	uint32_t i = 0;
+	if (d->sorted) {
+		/* the chunk starting before t0 may still overlap it */
+		i = lower_bound(d->e, d->visible, cam, t0);
+		if (i > 0 && d->e[i - 1].camera_id == cam)
+			i--;
+	}
+	for (; i < d->visible; i++) {
+		const struct dir_entry *e = &d->e[i];
+		if (d->sorted && (e->camera_id != cam || e->start_us >= t1))
+			break;
+		if (e->camera_id != cam || e->start_us >= t1 || e->end_us <= t0)
+			continue;
+		uint64_t overhead = sizeof(struct rec_header) +
+		                    (uint64_t)e->frames * sizeof(struct frame_entry);
+		acc->bytes += e->length > overhead ? e->length - overhead : 0;
+		acc->frames += e->frames;
+		acc->chunks++;
+	}
+	pthread_mutex_unlock(&d->lock);
+}

@@ -206,6 +206,22 @@ struct stg_range {
 int stg_ranges(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
                struct stg_range *out, int max);
 
+/* What the index says a camera holds in [t0, t1), without reading a frame:
+ * the chunks overlapping the window, from the segment directories (cached,
+ * or one read per segment). `bytes` is the frame bytes of those chunks
+ * (record length less header and frame table, so within 8 bytes of padding
+ * per chunk); whole chunks count, so the sum can exceed the window's share
+ * by up to a chunk at each end, and a reader that snaps t0 back to a key
+ * frame may read a little more than counted. Exports size their quota with
+ * it. Returns 0 (all zero when there is no footage) or a negative error. */
+struct stg_estimate {
+	uint64_t bytes;
+	uint64_t frames;
+	uint64_t chunks;
+};
+int stg_estimate(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                 struct stg_estimate *out);
+
 struct stg_iter;
 
 /* Iterates a camera's frames from the key frame at or before t0 (or the

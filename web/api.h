@@ -155,6 +155,22 @@ int api_metrics(struct web *w, const struct web_request *req, const char *arg,
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
 
+/* Evidence exports (api_export.c): POST /exports, GET /exports,
+ * /exports/{id}, /exports/{id}/manifest, /exports/{id}/download?camera=N,
+ * DELETE /exports/{id}. */
+int api_export_create(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+int api_export_list(struct web *w, const struct web_request *req, const char *arg,
+                    struct web_reply *rep);
+int api_export_status(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+int api_export_manifest(struct web *w, const struct web_request *req, const char *arg,
+                        struct web_reply *rep);
+int api_export_download(struct web *w, const struct web_request *req, const char *arg,
+                        struct web_reply *rep);
+int api_export_delete(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+
 /* Who am I: GET /me (api_users.c). */
 int api_me(struct web *w, const struct web_request *req, const char *arg,
            struct web_reply *rep);
