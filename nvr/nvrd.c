@@ -47,7 +47,7 @@
 
 #define STATUS_EVERY_US 5000000LL
 #define SYNC_EVERY_US 1000000LL
-#define DEFAULT_SIMULATED 16
+#define DEFAULT_SIMULATED 200
 #define SIMULATE_AUTO (-1)
 
 struct options {

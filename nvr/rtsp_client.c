@@ -329,8 +329,8 @@ static void session_free(struct rtsp_session *s)
 	sh->free_slots[sh->nfree++] = s->slot;
 	sh->count--;
 	nvr_log("info", "ingest", "event=session_removed camera=%" PRIu32 " frames=%" PRIu64
-	        " recv_buffer_max_used=%" PRIu32, s->cam_id, s->frames,
-	        s->rx_cap_max > RX_MIN ? s->rx_cap_max : RX_MIN);
+	        " recv_buffer_max_used=%" PRIu32 " log_suppressed=%" PRIu64, s->cam_id, s->frames,
+	        s->rx_cap_max > RX_MIN ? s->rx_cap_max : RX_MIN, s->log_limit.suppressed);
 	free(s->req_url);
 	free(s);
 	if (sh->stopping && sh->count == 0)

@@ -62,12 +62,22 @@ struct api_snapshot {
 #define WEB_STATUS_MIN 100
 #define WEB_STATUS_MAX 599
 
+/* Samples of the dropped-frame total, for /health (api_ops.c). */
+#define API_DROP_SAMPLES 16
+struct api_drop_watch {
+	pthread_mutex_t lock;
+	int64_t mono_us[API_DROP_SAMPLES];
+	uint64_t dropped[API_DROP_SAMPLES];
+	uint32_t next, count;
+};
+
 struct web {
 	struct web_config cfg;
 	struct web_ctx ctx;
 	struct api_snapshot snap;
 	void *daemon;                   /* struct MHD_Daemon */
 	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
+	struct api_drop_watch drops;
 };
 
 /* The status codes answered so far and how often, in code order. */
@@ -112,6 +122,16 @@ int api_metrics(struct web *w, const struct web_request *req, const char *arg,
                 struct web_reply *rep);
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
+int api_repeat_failures(struct web *w, const struct web_request *req, const char *arg,
+                        struct web_reply *rep);
+
+/* Health (api_ops.c): "ready", "degraded" or "failed" and the reasons
+ * (a new JSON array of {"code", "detail"}). 0 or -ENOMEM. init/free set
+ * up and drop the dropped-frame samples (web_start, web_stop). */
+int api_health_assess(struct web *w, const struct ingest_totals *t, const char **status,
+                      json_t **reasons);
+int api_ops_init(struct web *w);
+void api_ops_free(struct web *w);
 
 /* Checks the required window `from` < `to` (at most max_window_ms); returns
  * 0, 1 after filling a 400 reply naming the parameter, or -ENOMEM. */

@@ -1,6 +1,7 @@
 /*
  * api_recordings.c - GET /api/v1/health and /api/v1/cameras/{id}/ranges:
- * what the recorder is doing and what it has on disk.
+ * what the recorder is doing and what it has on disk. The health verdict
+ * and its reasons come from api_ops.c.
  *
  * Ranges come from stg_ranges() over [from, to); what lies between them in
  * the window is reported as gaps, so that a timeline can be drawn from one
@@ -64,12 +65,19 @@ int api_health(struct web *w, const struct web_request *req, const char *arg,
 	memset(&t, 0, sizeof t);
 	if (w->ctx.ingest)
 		ingest_totals(w->ctx.ingest, &t);
-	json_t *vols = api_volumes_json(w);
-	if (!vols)
+	const char *status;
+	json_t *reasons = NULL, *vols = api_volumes_json(w);
+	if (!vols || api_health_assess(w, &t, &status, &reasons)) {
+		json_decref(vols);
 		return -ENOMEM;
-	rep->body = json_pack("{s:s, s:I, s:I, s:I, s:o}", "status", "ok",
-	                      "cameras", (json_int_t)t.cameras, "streaming", (json_int_t)t.streaming,
-	                      "frames", (json_int_t)t.frames, "volumes", vols);
+	}
+	rep->status = strcmp(status, "failed") ? 200 : 503;
+	rep->body = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "status", status,
+	                      "reasons", reasons, "cameras", (json_int_t)t.cameras,
+	                      "streaming", (json_int_t)t.streaming, "backoff", (json_int_t)t.backoff,
+	                      "repeat_failures", (json_int_t)t.repeat_failures,
+	                      "frames", (json_int_t)t.frames,
+	                      "frames_dropped", (json_int_t)t.frames_dropped, "volumes", vols);
 	return rep->body ? 0 : -ENOMEM;
 }
 

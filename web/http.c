@@ -34,6 +34,7 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}/ranges", api_ranges },
 	{ "GET", "/api/v1/cameras/{id}/video.mp4", api_playback },
 	{ "GET", "/api/v1/search", api_search },
+	{ "GET", "/api/v1/repeat-failures", api_repeat_failures },
 	{ "GET", "/metrics", api_metrics },
 };
 
@@ -271,9 +272,14 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	} else if (inet_pton(AF_INET, w->cfg.listen_addr, &a4.sin_addr) != 1) {
 		goto fail;
 	}
-	err = -pthread_rwlock_init(&w->snap.lock, NULL);
+	err = api_ops_init(w);
 	if (err)
 		goto fail;
+	err = -pthread_rwlock_init(&w->snap.lock, NULL);
+	if (err) {
+		api_ops_free(w);
+		goto fail;
+	}
 	/* Load the snapshot now, so that the first listing is not the slow one. */
 	err = api_snapshot_acquire(w);
 	if (!err) {
@@ -283,6 +289,7 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	if (err) {
 		api_snapshot_free(&w->snap);
 		pthread_rwlock_destroy(&w->snap.lock);
+		api_ops_free(w);
 		goto fail;
 	}
 	*out = w;
@@ -302,5 +309,6 @@ void web_stop(struct web *w)
 	MHD_stop_daemon(w->daemon);
 	api_snapshot_free(&w->snap);
 	pthread_rwlock_destroy(&w->snap.lock);
+	api_ops_free(w);
 	free(w);
 }
