@@ -19,6 +19,7 @@ struct command {
 static const struct command commands[] = {
 	{ "cameras", cmd_cameras, "import, export, list, show or delete cameras" },
 	{ "frames", cmd_frames, "dump a camera's recorded frames (daemon stopped)" },
+	{ "status", cmd_status, "health, cameras in trouble, volumes of a running nvrd (HTTP API)" },
 };
 
 static void usage(FILE *f)

@@ -15,4 +15,8 @@ int cmd_cameras(int argc, char **argv);
 /* `nvrctl frames --camera ID ...`: dumps recorded frames (daemon stopped). */
 int cmd_frames(int argc, char **argv);
 
+/* `nvrctl status [--url URL] ...`: tables of a running nvrd, read from its
+ * HTTP API (no data directory). */
+int cmd_status(int argc, char **argv);
+
 #endif
