@@ -13,8 +13,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.bash"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TEST_DIR"
-SIM_PORT=18681
-HTTP_PORT=18682
+SIM_PORT=18791
+HTTP_PORT=18792
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 command -v ffmpeg >/dev/null || { echo "skip: ffmpeg missing"; exit 77; }
 # shellcheck source=tests/blackbox/http_lib.bash

@@ -17,8 +17,8 @@ set -euo pipefail
 . "$(dirname "$0")/lib.bash"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$TEST_DIR"
-SIM_PORT=18671
-HTTP_PORT=18672
+SIM_PORT=18761
+HTTP_PORT=18762
 BURST=5
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 command -v ffmpeg >/dev/null || { echo "skip: ffmpeg missing"; exit 77; }
