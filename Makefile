@@ -43,6 +43,7 @@ nvrctl_SRC     := $(wildcard tools/nvrctl/*.c)
 nvr-camsim_SRC := $(wildcard tools/camsim/*.c)
 nvrd_SRC       := nvr/nvrd.c
 nvr-bench_LIBS := $(shell pkg-config --libs libcurl)
+nvrctl_LIBS    := $(shell pkg-config --libs libcurl)
 $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
@@ -63,8 +64,10 @@ FUZZ_SECONDS ?= 60
 all: $(BINS) $(FIXTURES) $(HELPER_BINS)
 
 # Video files of the camera simulator (nvrd's demo, tests): made with ffmpeg.
-$(FIXTURES): scripts/make-fixtures.sh
-	scripts/make-fixtures.sh $(dir $@) >/dev/null && touch $@
+# The demo's lighter pair (384 kbit/s) is what nvrd's simulated cameras stream.
+$(FIXTURES): scripts/make-fixtures.sh Makefile
+	scripts/make-fixtures.sh $(dir $@) >/dev/null
+	scripts/make-fixtures.sh $(dir $@) 10 384 >/dev/null && touch $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

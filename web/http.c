@@ -46,6 +46,7 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}/ranges", WEB_ROLES_ALL, api_ranges },
 	{ "GET", "/api/v1/cameras/{id}/video.mp4", WEB_ROLES_ALL, api_playback },
 	{ "GET", "/api/v1/search", WEB_ROLES_INVESTIGATORS, api_search },
+	{ "GET", "/api/v1/repeat-failures", WEB_ROLES_OPERATORS, api_repeat_failures },
 	{ "POST", "/api/v1/exports", WEB_ROLES_INVESTIGATORS, api_export_create },
 	{ "GET", "/api/v1/exports", WEB_ROLES_INVESTIGATORS, api_export_list },
 	{ "GET", "/api/v1/exports/{id}", WEB_ROLES_INVESTIGATORS, api_export_status },
@@ -451,9 +452,14 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	}
 	if ((err = api_auth_init(w)))
 		goto fail;
-	err = -pthread_rwlock_init(&w->snap.lock, NULL);
+	err = api_ops_init(w);
 	if (err)
 		goto fail;
+	err = -pthread_rwlock_init(&w->snap.lock, NULL);
+	if (err) {
+		api_ops_free(w);
+		goto fail;
+	}
 	/* Load the snapshot now, so that the first listing is not the slow one. */
 	err = api_snapshot_acquire(w);
 	if (!err) {
@@ -463,6 +469,7 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	if (err) {
 		api_snapshot_free(&w->snap);
 		pthread_rwlock_destroy(&w->snap.lock);
+		api_ops_free(w);
 		goto fail;
 	}
 	*out = w;
@@ -486,6 +493,7 @@ void web_stop(struct web *w)
 	MHD_stop_daemon(w->daemon);
 	api_snapshot_free(&w->snap);
 	pthread_rwlock_destroy(&w->snap.lock);
+	api_ops_free(w);
 	api_auth_free(w);
 	free(w);
 }

@@ -20,7 +20,7 @@ max_days = 365
 share = 50
 CONF
 expect_exit 0 nvrd.log "$BIN/nvrd" --config classes.conf --data data --seconds 5 --simulate 4 \
-	--sim-port 18641 --volume-size 256M --http-port 0
+	--sim-port 18891 --volume-size 256M --http-port 0
 expect_grep 'event=retention_loaded' nvrd.log "the engine did not load retention state"
 status=$(last_status nvrd.log)
 [[ $(kv retention_alarms "$status") -eq 0 ]] || fail "unexpected alarm: $status"

@@ -36,4 +36,8 @@ int cmd_retention(int argc, char **argv);
 #include <stdint.h>
 int nvrctl_parse_time(const char *s, int64_t *out);
 
+/* `nvrctl status [--url URL] ...`: tables of a running nvrd, read from its
+ * HTTP API (no data directory). */
+int cmd_status(int argc, char **argv);
+
 #endif
