@@ -12,6 +12,7 @@
 
 #include "http.h"
 #include "query.h"
+#include "ratelimit.h"
 
 /* A camera as the API shows it: the registry record without URLs or
  * credentials. */
@@ -82,6 +83,7 @@ struct web {
 	void *plain;                    /* with TLS and plain_port: plain HTTP, else NULL */
 	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
 	struct api_drop_watch drops;
+	struct ratelimit *limit;        /* requests per second per address; NULL none */
 };
 
 /* The status codes answered so far and how often, in code order. */

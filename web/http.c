@@ -137,6 +137,8 @@ static enum MHD_Result web_send(struct MHD_Connection *con, const struct web_rep
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == 429)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	if (rep->challenge && status == 401) {
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                        "Basic realm=\"nvr\", charset=\"UTF-8\"");
@@ -197,6 +199,10 @@ static void web_dispatch(struct web *w, struct MHD_Connection *con, struct web_r
 		return;
 	if (req->too_large) {
 		api_error(rep, 413, NULL, "request body larger than 64 KiB");
+		return;
+	}
+	if (!rl_allow(w->limit, req->remote, nvr_mono_us())) {
+		api_error(rep, 429, NULL, "too many requests from your address: retry in a second");
 		return;
 	}
 	int err = web_identify(w, con, rt, req, rep);
@@ -452,6 +458,9 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	}
 	if ((err = api_auth_init(w)))
 		goto fail;
+	if ((err = rl_create(w->cfg.request_rate, w->cfg.request_burst ? w->cfg.request_burst :
+	                     4 * w->cfg.request_rate, &w->limit)))
+		goto fail;
 	err = api_ops_init(w);
 	if (err)
 		goto fail;
@@ -475,8 +484,10 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	*out = w;
 	return 0;
 fail:
-	if (w)
+	if (w) {
 		api_auth_free(w);
+		rl_free(w->limit);
+	}
 	nvr_log("error", "web", "event=http_start_failed listen=%s port=%u error=\"%s\"",
 	        cfg->listen_addr ? cfg->listen_addr : "127.0.0.1", (unsigned)cfg->port,
 	        strerror(-err));
@@ -495,5 +506,6 @@ void web_stop(struct web *w)
 	pthread_rwlock_destroy(&w->snap.lock);
 	api_ops_free(w);
 	api_auth_free(w);
+	rl_free(w->limit);
 	free(w);
 }
