@@ -234,6 +234,11 @@ void api_auth_free(struct web *w);
  * unaudited. Without an audit log (web_ctx.audit NULL) it does nothing. */
 int api_audit(struct web *w, const struct web_request *req, const char *action,
               json_t *detail, uint64_t *id);
+/* For reads (search, playback, failed logins): the entry is queued and
+ * committed in a batch (audit_append_queued), so the answer does not wait
+ * for a disk sync. 0 or negative errno. */
+int api_audit_read(struct web *w, const struct web_request *req, const char *action,
+                   json_t *detail);
 
 /* Checks the required window `from` < `to` (at most max_window_ms); returns
  * 0, 1 after filling a 400 reply naming the parameter, or -ENOMEM. */

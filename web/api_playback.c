@@ -191,7 +191,7 @@ int api_playback(struct web *w, const struct web_request *req, const char *arg,
 		return err < 0 ? err : 0;
 	json_t *d = json_pack("{s:I, s:I, s:I}", "camera", (json_int_t)id, "from_ms",
 	                      (json_int_t)(t0 / 1000), "to_ms", (json_int_t)(t1 / 1000));
-	err = d ? api_audit(w, req, "playback", d, NULL) : -ENOMEM;
+	err = d ? api_audit_read(w, req, "playback", d) : -ENOMEM;
 	json_decref(d);
 	if (err)
 		return err;
