@@ -65,11 +65,15 @@ struct web {
 	void *daemon;                   /* struct MHD_Daemon */
 };
 
-/* One request: its query string, parsed when the URI arrived. */
+/* One request: its query string, parsed when the URI arrived, and the
+ * headers the handlers read (NULL when absent; valid for the request). */
 struct web_request {
 	struct query query;
 	int query_status;               /* 0, or the query_parse error */
 	struct query_error query_error;
+	const char *range;              /* Range */
+	const char *if_range;           /* If-Range */
+	bool head;                      /* HEAD: the body is not sent */
 };
 
 struct web_reply {

@@ -6,7 +6,8 @@
  * log callback sees the raw URI; libmicrohttpd's own argument table is not
  * used), into a struct web_request that lives until the request completes.
  * Routes are a const table of {method, pattern, handler}; a pattern's
- * "{id}" matches one non-empty path segment, handed to the handler.
+ * "{id}" matches one non-empty path segment, handed to the handler. HEAD
+ * runs the GET handler; libmicrohttpd sends its headers without the body.
  */
 #include "http.h"
 
@@ -107,7 +108,8 @@ static void web_dispatch(struct web *w, const struct web_request *req, const cha
 		if (!web_match(rt->pattern, url, arg, sizeof arg))
 			continue;
 		path_known = true;
-		if (strcmp(rt->method, method))
+		if (strcmp(rt->method, method) &&
+		    !(strcmp(method, "HEAD") == 0 && strcmp(rt->method, "GET") == 0))
 			continue;
 		if (req->query_status) {
 			api_query_error(rep, &req->query_error);
@@ -141,10 +143,15 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *con, const c
 		return MHD_YES;
 	}
 	struct web_reply rep = { .status = 200, .body = NULL, .response = NULL };
-	if (!req)
+	if (!req) {
 		api_error(&rep, 500, NULL, "out of memory");
-	else
+	} else {
+		req->range = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+		req->if_range = MHD_lookup_connection_value(con, MHD_HEADER_KIND,
+		                                            MHD_HTTP_HEADER_IF_RANGE);
+		req->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 		web_dispatch(w, req, method, url, &rep);
+	}
 	enum MHD_Result ret;
 	if (rep.response) {
 		ret = MHD_queue_response(con, rep.status, rep.response);
@@ -167,6 +174,8 @@ static void *web_uri(void *cls, const char *uri, struct MHD_Connection *con)
 	const char *qs = strchr(uri, '?');
 	req->query.count = 0;
 	req->query_status = 0;
+	req->range = req->if_range = NULL;
+	req->head = false;
 	if (qs)
 		req->query_status = query_parse(qs + 1, strlen(qs + 1), &req->query,
 		                                &req->query_error);
