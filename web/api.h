@@ -100,6 +100,10 @@ int api_search(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
+int api_hls_playlist(struct web *w, const struct web_request *req, const char *arg,
+                     struct web_reply *rep);
+int api_hls_segment(struct web *w, const struct web_request *req, const char *arg,
+                    struct web_reply *rep);
 
 /* Checks the required window `from` < `to` (at most max_window_ms); returns
  * 0, 1 after filling a 400 reply naming the parameter, or -ENOMEM. */

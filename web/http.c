@@ -34,6 +34,8 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}", api_camera },
 	{ "GET", "/api/v1/cameras/{id}/ranges", api_ranges },
 	{ "GET", "/api/v1/cameras/{id}/video.mp4", api_playback },
+	{ "GET", "/api/v1/cameras/{id}/hls.m3u8", api_hls_playlist },
+	{ "GET", "/api/v1/cameras/{id}/hls/segment.ts", api_hls_segment },
 	{ "GET", "/api/v1/search", api_search },
 };
 
