@@ -102,14 +102,20 @@ int hls_segment_lines(char *buf, size_t size, const struct hls_segment *s, bool 
 	return n < 0 || (size_t)n >= size ? -ENOSPC : n;
 }
 
+/* The first microsecond at or after wrap number k. */
+static int64_t hls_wrap_us(int64_t k)
+{
+	return (k * HLS_TS_WRAP_X9 + 8) / 9;
+}
+
 int64_t hls_ts_origin(int64_t start_us)
 {
 	if (start_us < 0)
 		return 0;
 	int64_t k = start_us / (HLS_TS_WRAP_X9 / 9);
-	while ((k + 1) * HLS_TS_WRAP_X9 / 9 <= start_us)
+	while (hls_wrap_us(k + 1) <= start_us)
 		k++;
-	while (k > 0 && k * HLS_TS_WRAP_X9 / 9 > start_us)
+	while (k > 0 && hls_wrap_us(k) > start_us)
 		k--;
-	return k * HLS_TS_WRAP_X9 / 9;
+	return hls_wrap_us(k);
 }
