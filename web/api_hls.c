@@ -360,7 +360,7 @@ int api_hls_segment(struct web *w, const struct web_request *req, const char *ar
 	                         .t1 = end, .format = "mpegts", .what = "hls_segment",
 	                         .opt = { .origin_us = hls_ts_origin(start), .has_origin = true } };
 	struct avs *s;
-	err = avs_open(&s, &plan);
+	err = avs_open(&s, &plan, 0, UINT64_MAX, UINT64_MAX);
 	if (err == -ENOENT || err == STG_EGONE)
 		return hls_segment_missing(w, (uint32_t)id, start, rep);
 	if (err)

@@ -129,10 +129,9 @@ int api_playback(struct web *w, const struct web_request *req, const char *arg,
 		                                         NULL);
 	} else {
 		struct avs *s;
-		err = avs_open(&s, &plan);
+		err = avs_open(&s, &plan, first, last, size);
 		if (err)
 			return pb_missing(rep, err);
-		avs_set_window(s, first, last, size);
 		resp = avs_response(s, last - first + 1);
 	}
 	if (!resp)

@@ -122,14 +122,17 @@ static int avs_next(struct avs *s, struct stg_read_frame *f)
 	return r;
 }
 
-int avs_open(struct avs **out, const struct avs_plan *plan)
+int avs_open(struct avs **out, const struct avs_plan *plan, uint64_t first, uint64_t last,
+             uint64_t total)
 {
 	*out = NULL;
 	struct avs *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
 	s->plan = *plan;
-	s->last = s->total = UINT64_MAX;
+	s->first = first;
+	s->last = last;
+	s->total = total;
 	struct stg_read_frame f;
 	int err = stg_iter_open(plan->stg, plan->camera, plan->t0, plan->t1, &s->it);
 	if (err)
@@ -149,13 +152,6 @@ int avs_open(struct avs **out, const struct avs_plan *plan)
 fail:
 	avs_free(s);
 	return err;
-}
-
-void avs_set_window(struct avs *s, uint64_t first, uint64_t last, uint64_t total)
-{
-	s->first = first;
-	s->last = last;
-	s->total = total;
 }
 
 static void avs_fail(struct avs *s, const char *step, int err)
@@ -194,10 +190,10 @@ static void avs_pump(struct avs *s)
 int avs_measure(const struct avs_plan *plan, uint64_t *size, uint64_t *frames)
 {
 	struct avs *s;
-	int err = avs_open(&s, plan);
+	/* count, keep nothing */
+	int err = avs_open(&s, plan, UINT64_MAX, UINT64_MAX, UINT64_MAX);
 	if (err)
 		return err;
-	avs_set_window(s, UINT64_MAX, UINT64_MAX, UINT64_MAX);   /* count, keep nothing */
 	while (!s->done)
 		avs_pump(s);
 	err = s->failed ? -EIO : 0;

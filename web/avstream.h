@@ -36,20 +36,20 @@ struct avs_plan {
 struct avs;
 
 /* Opens the iterator, finds the first key frame and writes the muxer's
- * header. Returns 0; -ENOENT when the window holds no key frame of a
- * supported codec; or another negative errno (STG_EGONE included). */
-int avs_open(struct avs **out, const struct avs_plan *plan);
+ * header. Only the bytes [first, last] of the output will be delivered
+ * (0 and UINT64_MAX: all), of an output of `total` bytes (from
+ * avs_measure; UINT64_MAX: unknown); an output that turns out of another
+ * size ends the transfer truncated. Returns 0; -ENOENT when the window
+ * holds no key frame of a supported codec; or another negative errno
+ * (STG_EGONE included). */
+int avs_open(struct avs **out, const struct avs_plan *plan, uint64_t first, uint64_t last,
+             uint64_t total);
 
 /* Runs the whole answer into a counter: its size in bytes and the frames
  * it holds (give those as max_frames to the answer that follows, so that
  * footage recorded in between does not change it). 0, -ENOENT as above,
  * or a negative errno. */
 int avs_measure(const struct avs_plan *plan, uint64_t *size, uint64_t *frames);
-
-/* Deliver only the bytes [first, last] of the output (default: all), of
- * an output of `total` bytes (from avs_measure; UINT64_MAX: unknown). An
- * output that turns out of another size ends the transfer truncated. */
-void avs_set_window(struct avs *s, uint64_t first, uint64_t last, uint64_t total);
 
 /* A libmicrohttpd response reading from s, which it owns from then on
  * (also when this fails). `size` is the body's length, or UINT64_MAX for
