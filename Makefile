@@ -1,7 +1,8 @@
 # Build for the whole project. `make` builds every program into build/bin/;
 # `make test` runs the unit and black-box tests; `make asan` runs them again
 # under AddressSanitizer and UndefinedBehaviorSanitizer; `make fuzz` builds
-# the libFuzzer targets (`make fuzz-run` runs each for FUZZ_SECONDS).
+# the libFuzzer targets (`make fuzz-run` runs each for FUZZ_SECONDS);
+# `make deb` builds the Debian package into $(BUILD)/.
 #
 # Layers (see docs/ARCHITECTURE.md): storage/ -> libnvrstorage.a (no project
 # dependencies); nvr/ -> libnvr.a (the daemon's modules: registry, RTSP/RTP,
@@ -10,7 +11,8 @@
 
 CC      ?= cc
 BUILD   ?= build
-PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil libmicrohttpd
+PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil libmicrohttpd \
+           libsodium inih
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
 NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr -Iweb \
@@ -40,10 +42,15 @@ nvr-bench_SRC  := $(wildcard tools/bench/*.c)
 nvrctl_SRC     := $(wildcard tools/nvrctl/*.c)
 nvr-camsim_SRC := $(wildcard tools/camsim/*.c)
 nvrd_SRC       := nvr/nvrd.c
+nvr-bench_LIBS := $(shell pkg-config --libs libcurl)
 $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 FIXTURES := $(BUILD)/fixtures/.stamp
+
+# Small programs the black-box tests use (tests/helpers/*.c), in BUILD/helpers.
+HELPER_SRC  := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/helpers/%)
 
 TEST_SRC  := $(wildcard tests/unit/*.c)
 TEST_BINS := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -52,8 +59,8 @@ FUZZ_SRC  := $(wildcard tests/fuzz/*.c)
 FUZZ_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps
-all: $(BINS) $(FIXTURES)
+.PHONY: all test unit blackbox asan fuzz fuzz-run bench clean deps deb
+all: $(BINS) $(FIXTURES) $(HELPER_BINS)
 
 # Video files of the camera simulator (nvrd's demo, tests): made with ffmpeg.
 $(FIXTURES): scripts/make-fixtures.sh
@@ -78,11 +85,15 @@ $(WEB_LIB): $(WEB_OBJ)
 .SECONDEXPANSION:
 $(BUILD)/bin/%: $$($$*_OBJ) $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS) $($*_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB) tests/unit/testutil.h $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -Istorage -Invr -o $@ $< $(WEB_LIB) $(NVR_LIB) $(STORAGE_LIB) $(LDLIBS) $(TEST_LDLIBS)
+
+$(BUILD)/helpers/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(NVR_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 # The unit tests (Criterion) and the black-box tests of the binaries.
 test: all $(TEST_BINS)
@@ -121,6 +132,11 @@ fuzz-run: fuzz
 
 deps:
 	scripts/install-deps.sh
+
+# The Debian package: $(BUILD)/nvr_VERSION_ARCH.deb (packaging/README.md).
+VERSION := $(shell cat VERSION)
+deb: all
+	packaging/build-deb.sh $(BUILD) $(VERSION)
 
 clean:
 	rm -rf build build-asan

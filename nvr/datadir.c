@@ -67,6 +67,8 @@ int datadir_init(struct datadir *d, const char *dir, int volumes, bool create)
 	}
 	snprintf(d->index, sizeof d->index, "%s/index", d->path);
 	snprintf(d->registry, sizeof d->registry, "%s/registry", d->path);
+	snprintf(d->users, sizeof d->users, "%s/users", d->path);
+	snprintf(d->audit, sizeof d->audit, "%s/audit", d->path);
 	if (volumes == 0) {
 		d->volume_count = discover_volumes(d);
 		return 0;
@@ -74,6 +76,29 @@ int datadir_init(struct datadir *d, const char *dir, int volumes, bool create)
 	d->volume_count = volumes;
 	for (int i = 0; i < volumes; i++)
 		name_volume(d, i);
+	return 0;
+}
+
+int datadir_set_volumes(struct datadir *d, const char *const *paths, int n)
+{
+	char real[PATH_MAX];
+	if (n < 1 || n > DATADIR_MAX_VOLUMES)
+		return -EINVAL;
+	for (int i = 0; i < n; i++) {
+		int err = mkdir_p(paths[i]);
+		if (!err && !realpath(paths[i], real))
+			err = -errno;
+		if (!err && snprintf(d->vol_path[i], sizeof d->vol_path[i], "%s", real) >=
+		            (int)sizeof d->vol_path[i])
+			err = -ENAMETOOLONG;
+		if (err) {
+			nvr_log("error", "datadir", "event=volume_dir_failed path=%s error=\"%s\"",
+			        paths[i], strerror(-err));
+			return err;
+		}
+		d->vols[i] = d->vol_path[i];
+	}
+	d->volume_count = n;
 	return 0;
 }
 
@@ -128,6 +153,13 @@ static int prepare_volume(const char *path, uint64_t size)
 	}
 	log_volume("volume_formatted", path, &vi);
 	return 0;
+}
+
+int datadir_prepare_volume(struct datadir *d, int i, uint64_t volume_size)
+{
+	if (i < 0 || i >= d->volume_count)
+		return -EINVAL;
+	return prepare_volume(d->vols[i], volume_size);
 }
 
 int datadir_prepare_volumes(struct datadir *d, uint64_t volume_size)

@@ -10,6 +10,7 @@
  * down and ends, then the pool, then the resolver thread is joined.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -67,6 +68,8 @@ void ingest_config_defaults(struct ingest_config *c)
 		c->max_clock_skew_ms = 5000;
 	if (!c->recv_buffer_max)
 		c->recv_buffer_max = 256u << 10;
+	if (!c->recv_batch_ms)
+		c->recv_batch_ms = 40;
 }
 
 static bool is_rtsp(const char *url)
@@ -123,7 +126,11 @@ int ingest_add(struct ingest *in, const struct camera_record *c)
 	if (is_rtsp(c->main_url)) {
 		if (avsource_status(in->av, c->id, &st) != -ENOENT)
 			return -EEXIST;
-		return rtsp_shard_add(shard_of(in, c->id), c);
+		if (c->transport[0] || !in->cfg.default_udp)
+			return rtsp_shard_add(shard_of(in, c->id), c);
+		struct camera_record udp = *c;
+		snprintf(udp.transport, sizeof udp.transport, "udp");
+		return rtsp_shard_add(shard_of(in, c->id), &udp);
 	}
 	if (rtsp_shard_status(shard_of(in, c->id), c->id, &st) != -ENOENT)
 		return -EEXIST;

@@ -43,6 +43,10 @@ struct ingest_config {
 	uint32_t timeout_ms;          /* connect/reply/no-data timeout [10000] */
 	uint32_t max_clock_skew_ms;   /* RTCP time vs arrival [5000] */
 	uint32_t recv_buffer_max;     /* per-session receive buffer cap [256 KiB] */
+	int32_t recv_batch_ms;        /* a streaming session that emptied the socket
+	                               * reads again after this long, so that each
+	                               * receive takes many packets [40]; < 0: at once */
+	bool default_udp;             /* RTP over UDP for records naming no transport [false] */
 };
 
 enum ingest_state {

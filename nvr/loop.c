@@ -11,6 +11,8 @@
  *  - The eventfd read (kind WAKE) is in flight whenever quit is not set.
  *  - A timer is in exactly one list (a wheel slot, or the local list of the
  *    slot being run) while armed; pprev is NULL otherwise.
+ *  - A slot of the registered file table is either on the free list or
+ *    holds exactly one owner's socket (loop_file_install .. release).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,6 +166,9 @@ struct loop {
 	int efd;
 	uint64_t efd_val;                  /* target of the in-flight read */
 	struct loop_cmd stop_cmd;
+
+	uint32_t *file_free;               /* free slots of the registered file table */
+	uint32_t file_cap, file_nfree;     /* 0: no table (plain descriptors) */
 };
 
 void *loop_owner(struct loop *l)
@@ -355,6 +361,63 @@ static void run(struct loop *l)
 	}
 }
 
+/* ---- Registered files ------------------------------------------------------- */
+
+/* Sockets can live in the ring's own file table ("fixed files") instead of
+ * the process's descriptor table: a session's socket is created as usual,
+ * installed in a free slot, and its descriptor closed at once, so tens of
+ * thousands of sessions do not count against RLIMIT_NOFILE (the kernel
+ * bounds each ring's table by that limit, so each loop gets its own up to
+ * it). Operations then name the slot with IOSQE_FIXED_FILE. Installing and
+ * releasing are io_uring_register calls of the loop thread. */
+#define LOOP_FILES_MAX (1u << 20)
+
+static void files_init(struct loop *l)
+{
+	struct rlimit rl;
+	uint32_t cap = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < LOOP_FILES_MAX ?
+	               (uint32_t)rl.rlim_cur : LOOP_FILES_MAX;
+	l->file_free = malloc(cap * sizeof *l->file_free);
+	int err = l->file_free ? io_uring_register_files_sparse(&l->ring, cap) : -ENOMEM;
+	if (err) {
+		nvr_log("warn", "loop", "event=file_table_unavailable error=\"%s\" "
+		        "note=\"sockets use process descriptors\"", strerror(-err));
+		free(l->file_free);
+		l->file_free = NULL;
+		return;
+	}
+	for (uint32_t i = 0; i < cap; i++)
+		l->file_free[i] = cap - 1 - i;
+	l->file_cap = l->file_nfree = cap;
+}
+
+int loop_file_install(struct loop *l, int fd)
+{
+	if (!l->file_nfree)
+		return -ENFILE;
+	uint32_t slot = l->file_free[--l->file_nfree];
+	int err = io_uring_register_files_update(&l->ring, slot, &fd, 1);
+	if (err == 1)
+		return (int)slot;
+	l->file_free[l->file_nfree++] = slot;
+	return err < 0 ? err : -EIO;
+}
+
+void loop_file_release(struct loop *l, int slot)
+{
+	int none = -1;
+	int err = io_uring_register_files_update(&l->ring, (unsigned)slot, &none, 1);
+	if (err != 1)
+		nvr_log("error", "loop", "event=file_release_failed slot=%d error=\"%s\"", slot,
+		        strerror(err < 0 ? -err : EIO));
+	l->file_free[l->file_nfree++] = (uint32_t)slot;
+}
+
+bool loop_has_file_table(struct loop *l)
+{
+	return l->file_cap > 0;
+}
+
 /* ---- Ring set-up ------------------------------------------------------------ */
 
 /* Newest set-up first; each step drops what an older kernel refuses. */
@@ -433,6 +496,7 @@ static void *loop_thread(void *arg)
 		err = check_opcodes(l);
 		if (!err) {
 			log_features(l, flags);
+			files_init(l);
 			l->now_ms = nvr_mono_us() / 1000;
 			loop_wheel_init(&l->wheel, l->now_ms);
 			err = arm_wake(l);
@@ -446,6 +510,7 @@ static void *loop_thread(void *arg)
 		return NULL;
 	run(l);
 	io_uring_queue_exit(&l->ring);
+	free(l->file_free);
 	return NULL;
 }
 

@@ -136,6 +136,14 @@ int64_t loop_now_ms(struct loop *l);
 void loop_timer_arm(struct loop *l, struct loop_timer *t, uint32_t delay_ms);
 void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 
+/* Registered file table (loop thread only): installs socket `fd` in a free
+ * slot and returns the slot (the caller then closes fd and uses the slot
+ * with IOSQE_FIXED_FILE), or -ENFILE when the table is full or absent.
+ * loop_file_release empties a slot no operation uses any more. */
+int loop_file_install(struct loop *l, int fd);
+void loop_file_release(struct loop *l, int slot);
+bool loop_has_file_table(struct loop *l);
+
 /* Commands: fn runs on the loop thread. */
 struct loop_cmd {
 	struct loop_cmd *next;

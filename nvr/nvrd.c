@@ -1,30 +1,45 @@
 /*
  * nvrd.c - the recorder daemon.
  *
- * It prepares a data directory (datadir.h: DIR/index, DIR/registry and one
- * volume per DIR/volN, formatted on first use), opens the storage engine
- * and the camera registry, starts the ingest (ingest.h: RTSP event loops
- * and libavformat workers) and hands it every enabled camera of the
- * registry; then, once a second, applies registry changes (camsync.h) and,
- * every 5 s, logs one status line. The HTTP API (web/http.h) starts after
- * the ingest, on --http-listen:--http-port (127.0.0.1:8080; port 0 turns it
- * off), and is the first thing stopped.
+ * Settings come from the configuration (config.h: the file given with
+ * --config, or the embedded defaults, then the command-line overrides of
+ * config_args.h). nvrd prepares the data directory (datadir.h: DIR/index,
+ * DIR/registry and the volumes, DIR/volN or the [volume] sections'
+ * directories, formatted on first use), opens the storage engine and the
+ * camera registry, merges the file's [camera] sections into the registry
+ * (config_cameras.h), starts the ingest (ingest.h) and hands it every
+ * enabled camera of the registry; then, once a second, applies registry
+ * changes (camsync.h) and, every 5 s, logs one status line. The HTTP API
+ * (web/http.h: HTTPS when the configuration has a certificate) starts after
+ * the ingest and is the first thing stopped. Its users are in DIR/users and
+ * its audit trail in DIR/audit; auth.enabled = false (never the default)
+ * lets anyone in. A demo on an empty user database gets an admin
+ * (demo_login.h).
  *
- * The embedded demo (simulate.h): with --simulate N, or on a data directory
- * whose registry is empty, nvrd starts the camera simulator as a child
- * process, registers its cameras and records them like any other RTSP
+ * The embedded demo (simulate.h): with demo.simulate N, or on a data
+ * directory whose registry is empty, nvrd starts the camera simulator as a
+ * child process, registers its cameras and records them like any other RTSP
  * camera. DIR/simulated-cameras remembers that choice for later starts.
  *
- * SIGINT or SIGTERM: the ingest tears its sessions down and flushes every
- * camera's unfinished chunk, the engine writes everything out and closes,
- * a final status line is logged and the daemon exits 0. Start-up failures
- * exit 1, bad options 2. Log lines are key=value on stderr (log.h).
+ * Signals are blocked in every thread and taken by the main loop with
+ * sigtimedwait, between its once-a-second duties:
+ *   SIGHUP  re-reads the file (reload below): live settings change, HTTP
+ *           settings restart the HTTP server, cameras are merged into the
+ *           registry and camsync starts or stops only those that changed;
+ *           settings that need a restart keep their running value and are
+ *           logged; a file with errors is logged and changes nothing.
+ *   SIGINT, SIGTERM  the ingest tears its sessions down and flushes every
+ *           camera's unfinished chunk, the engine writes everything out and
+ *           closes, a final status line is logged and the daemon exits 0.
+ * Start-up failures and configuration errors exit 1, bad options 2.
+ * --check-config exits 0 after "configuration ok", or 1 after the errors.
+ * Log lines are key=value on stderr (log.h).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,7 +50,12 @@
 #include <unistd.h>
 
 #include "camsync.h"
-#include "cli_parse.h"
+#include "config.h"
+#include "config_args.h"
+#include "config_cameras.h"
+#include "audit.h"
+#include "demo_login.h"
+#include "users.h"
 #include "datadir.h"
 #include "http.h"
 #include "ingest.h"
@@ -43,30 +63,16 @@
 #include "registry.h"
 #include "simulate.h"
 #include "storage.h"
-#include "volume_plan.h"
 
 #define STATUS_EVERY_US 5000000LL
 #define SYNC_EVERY_US 1000000LL
 #define DEFAULT_SIMULATED 16
 #define SIMULATE_AUTO (-1)
-
-struct options {
-	const char *data;
-	int volumes;
-	uint64_t volume_size;
-	uint32_t loops;
-	long simulate;             /* cameras, 0 off, SIMULATE_AUTO */
-	uint32_t sim_port;
-	const char *camsim;        /* NULL: next to this binary */
-	const char *fixtures;      /* NULL: BINDIR/../fixtures */
-	uint32_t seconds;          /* 0 = until a signal */
-	const char *log_level;
-	uint32_t http_port;        /* 0: no HTTP API */
-	const char *http_listen;
-};
+#define PEM_MAX (1 << 20)
 
 struct daemon {
-	struct options opt;
+	struct cfgargs args;
+	struct nvr_config cfg;
 	struct datadir dir;
 	struct stg *stg;
 	struct registry *reg;
@@ -75,161 +81,24 @@ struct daemon {
 	struct sim *sim;
 	struct web *web;
 	struct web_ctx web_ctx;
+	struct users *users;
+	struct audit *audit;
+	char *tls_cert_pem, *tls_key_pem;   /* alive while web runs */
 	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
+	int stop_signal;
 };
 
-static volatile sig_atomic_t g_stop;   /* the signal that asked to stop */
+static sigset_t g_signals;   /* SIGHUP, SIGINT, SIGTERM: taken by run() */
 
-static void on_signal(int sig)
+static void block_signals(void)
 {
-	g_stop = sig;
-}
-
-static void install_signals(void)
-{
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	sigemptyset(&g_signals);
+	sigaddset(&g_signals, SIGHUP);
+	sigaddset(&g_signals, SIGINT);
+	sigaddset(&g_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &g_signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
-}
-
-/* ---- options ------------------------------------------------------------- */
-
-static void usage(FILE *to)
-{
-	fprintf(to,
-	        "usage: nvrd [--data DIR] [--volumes N] [--volume-size SIZE] [--loops N]\n"
-	        "            [--simulate N] [--sim-port P] [--camsim PATH] [--fixtures DIR]\n"
-	        "            [--seconds S] [--log-level L] [--http-port P] [--http-listen ADDR]\n"
-	        "\n"
-	        "Records every enabled camera of DIR/registry (see `nvrctl cameras`) onto\n"
-	        "the volumes DIR/vol0..volN-1 (formatted on first use), indexed in DIR/index.\n"
-	        "\n"
-	        "  --data DIR          data directory [./nvr-data]\n"
-	        "  --volumes N         volumes, 1 to %d [2]\n"
-	        "  --volume-size SIZE  size of a newly formatted volume, bytes with an\n"
-	        "                      optional K, M, G or T suffix [2G]\n"
-	        "  --loops N           RTSP event-loop threads, 1 to 64 [1]\n"
-	        "  --simulate N        start the camera simulator with N cameras and record\n"
-	        "                      them; 0 never; default: %d when the registry is empty\n"
-	        "                      (and on later starts of that data directory)\n"
-	        "  --sim-port P        the simulator's RTSP port on 127.0.0.1 [8554]\n"
-	        "  --camsim PATH       simulator binary [nvr-camsim next to nvrd]\n"
-	        "  --fixtures DIR      simulator video files [BINDIR/../fixtures]\n"
-	        "  --seconds S         stop after S seconds; 0 runs until SIGINT/SIGTERM [0]\n"
-	        "  --log-level L       debug, info, warn or error [info]\n"
-	        "  --http-port P       port of the HTTP API (no authentication yet);\n"
-	        "                      0 turns it off [8080]\n"
-	        "  --http-listen ADDR  address the HTTP API listens on [127.0.0.1]\n"
-	        "  --help              this text\n",
-	        DATADIR_MAX_VOLUMES, DEFAULT_SIMULATED);
-}
-
-static int bad_option(const char *opt, const char *arg, const char *want)
-{
-	fprintf(stderr, "nvrd: bad %s '%s' (%s)\nRun 'nvrd --help' for usage.\n", opt, arg, want);
-	return -2;
-}
-
-static int parse_u32(const char *arg, uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint64_t v;
-	if (cli_parse_uint(arg, min, max, &v))
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
-static int parse_one(struct options *o, int c, const char *arg)
-{
-	uint32_t v;
-	switch (c) {
-	case 'd': o->data = arg; return 0;
-	case 'C': o->camsim = arg; return 0;
-	case 'F': o->fixtures = arg; return 0;
-	case 'L':
-		if (strcmp(arg, "debug") && strcmp(arg, "info") && strcmp(arg, "warn") &&
-		    strcmp(arg, "error"))
-			return bad_option("--log-level", arg, "debug, info, warn or error");
-		o->log_level = arg;
-		return 0;
-	case 'n':
-		if (parse_u32(arg, 1, DATADIR_MAX_VOLUMES, &v))
-			return bad_option("--volumes", arg, "1 to 64");
-		o->volumes = (int)v;
-		return 0;
-	case 's':
-		if (vp_parse_size(arg, &o->volume_size) || o->volume_size < VP_MIN_SEGMENTS * VP_MIB)
-			return bad_option("--volume-size", arg, "at least 4M; K, M, G, T suffixes");
-		return 0;
-	case 'l':
-		if (parse_u32(arg, 1, 64, &o->loops))
-			return bad_option("--loops", arg, "1 to 64");
-		return 0;
-	case 'S':
-		if (parse_u32(arg, 0, 100000, &v))
-			return bad_option("--simulate", arg, "0 to 100000 cameras");
-		o->simulate = v;
-		return 0;
-	case 'P':
-		if (parse_u32(arg, 1, 65535, &o->sim_port))
-			return bad_option("--sim-port", arg, "1 to 65535");
-		return 0;
-	case 'H':
-		if (parse_u32(arg, 0, 65535, &o->http_port))
-			return bad_option("--http-port", arg, "0 to 65535");
-		return 0;
-	case 'A': o->http_listen = arg; return 0;
-	case 't':
-		if (parse_u32(arg, 0, UINT32_MAX, &o->seconds))
-			return bad_option("--seconds", arg, "a whole number of seconds");
-		return 0;
-	}
-	return -2;
-}
-
-/* Returns 0, 1 for --help, or -2 after a usage message. */
-static int parse_args(int argc, char **argv, struct options *o)
-{
-	static const struct option longopts[] = {
-		{ "data", required_argument, NULL, 'd' },
-		{ "volumes", required_argument, NULL, 'n' },
-		{ "volume-size", required_argument, NULL, 's' },
-		{ "loops", required_argument, NULL, 'l' },
-		{ "simulate", required_argument, NULL, 'S' },
-		{ "sim-port", required_argument, NULL, 'P' },
-		{ "camsim", required_argument, NULL, 'C' },
-		{ "fixtures", required_argument, NULL, 'F' },
-		{ "seconds", required_argument, NULL, 't' },
-		{ "log-level", required_argument, NULL, 'L' },
-		{ "http-port", required_argument, NULL, 'H' },
-		{ "http-listen", required_argument, NULL, 'A' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	*o = (struct options){ .data = "./nvr-data", .volumes = 2, .volume_size = 2ull << 30,
-	                       .loops = 1, .simulate = SIMULATE_AUTO, .sim_port = 8554,
-	                       .log_level = "info", .http_port = 8080,
-	                       .http_listen = "127.0.0.1" };
-	int c, err = 0;
-	opterr = 0;
-	while (!err && (c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		if (c == 'h')
-			return 1;
-		if (c == '?' || c == ':') {
-			fprintf(stderr, "nvrd: unknown or incomplete option '%s'\n"
-			        "Run 'nvrd --help' for usage.\n", argv[optind - 1]);
-			return -2;
-		}
-		err = parse_one(o, c, optarg);
-	}
-	if (!err && optind < argc) {
-		fprintf(stderr, "nvrd: unexpected argument '%s'\n", argv[optind]);
-		return -2;
-	}
-	return err;
 }
 
 /* ---- start-up ------------------------------------------------------------ */
@@ -245,21 +114,42 @@ static void raise_fd_limit(void)
 	}
 }
 
-static int open_storage_and_registry(struct daemon *d)
+/* DIR/volN, or the directories of the [volume] sections; formatted when new. */
+static int prepare_volumes(struct daemon *d)
 {
-	int err = datadir_init(&d->dir, d->opt.data, d->opt.volumes, true);
+	const struct nvr_config *c = &d->cfg;
+	int err = datadir_init(&d->dir, c->data_dir, c->volume_count ? 0 : (int)c->volumes, true);
+	if (!err && c->volume_count) {
+		const char *paths[CONFIG_MAX_VOLUMES];
+		for (int i = 0; i < c->volume_count; i++)
+			paths[i] = c->volume[i].path;
+		err = datadir_set_volumes(&d->dir, paths, c->volume_count);
+	}
 	if (!err)
 		err = datadir_lock(&d->dir);
-	if (!err)
-		err = datadir_prepare_volumes(&d->dir, d->opt.volume_size);
+	for (int i = 0; !err && i < d->dir.volume_count; i++) {
+		uint64_t size = c->volume_count && c->volume[i].size ? c->volume[i].size :
+		                c->volume_size;
+		err = datadir_prepare_volume(&d->dir, i, size);
+	}
+	return err;
+}
+
+static int open_storage_and_registry(struct daemon *d)
+{
+	const struct nvr_config *c = &d->cfg;
+	int err = prepare_volumes(d);
 	/* Chunks waiting for a volume's writer: at 2,000 cameras x 2 Mbit/s a
 	 * volume takes 500 MB/s, and cameras that (re)started together close
-	 * their GOPs together; 256 MiB rides out such bursts. A camera's open
-	 * chunk is its biggest memory cost: chunks close at 112 KiB, so that
-	 * with header and frame table each fits a 128 KiB buffer (a GOP then
-	 * spans several chunks; chunks need not start at a key frame). */
-	struct stg_config sc = { .queue_bytes_per_volume = 256ull << 20,
-	                         .max_chunk_bytes = 112u << 10 };
+	 * their GOPs together; 256 MiB (storage.queue_bytes) rides out such
+	 * bursts. A camera's open chunk is its biggest memory cost: chunks close
+	 * at 112 KiB (storage.chunk_bytes), so that with header and frame table
+	 * each fits a 128 KiB buffer (a GOP then spans several chunks; chunks
+	 * need not start at a key frame). */
+	struct stg_config sc = { .queue_bytes_per_volume = c->queue_bytes,
+	                         .max_chunk_bytes = (uint32_t)c->chunk_bytes,
+	                         .flush_interval_ms = (uint32_t)c->flush_interval_ms,
+	                         .writer_threads = (uint32_t)c->writer_threads };
 	if (!err)
 		err = datadir_open_storage(&d->dir, &sc, &d->stg);
 	if (err)
@@ -268,15 +158,30 @@ static int open_storage_and_registry(struct daemon *d)
 	if (err)
 		nvr_log("error", "nvrd", "event=registry_open_failed path=%s error=\"%s\"",
 		        d->dir.registry, strerror(-err));
+	if (!err)
+		err = users_open(d->dir.users, &d->users);
+	if (!err)
+		err = audit_open(d->dir.audit, &d->audit);
 	return err;
 }
 
-/* How many cameras to simulate: the option, else what DIR/simulated-cameras
+/* The file's [camera] sections into the registry (config_cameras.h). */
+static int merge_cameras(struct daemon *d, const struct nvr_config *c)
+{
+	struct cfgcams_result r;
+	int err = cfgcams_apply(d->reg, d->dir.path, c, &r);
+	if (!err && (c->camera_count || r.removed))
+		nvr_log("info", "nvrd", "event=config_cameras listed=%zu written=%u unchanged=%u"
+		        " removed=%u", c->camera_count, r.written, r.unchanged, r.removed);
+	return err;
+}
+
+/* How many cameras to simulate: the setting, else what DIR/simulated-cameras
  * says, else DEFAULT_SIMULATED if the registry is empty (remembered). */
 static long simulated_cameras(struct daemon *d)
 {
-	if (d->opt.simulate != SIMULATE_AUTO)
-		return d->opt.simulate;
+	if (d->cfg.simulate != SIMULATE_AUTO)
+		return (long)d->cfg.simulate;
 	char marker[PATH_MAX + 32];
 	snprintf(marker, sizeof marker, "%s/simulated-cameras", d->dir.path);
 	long n = 0;
@@ -295,7 +200,7 @@ static long simulated_cameras(struct daemon *d)
 		fclose(f);
 	}
 	nvr_log("info", "nvrd", "event=demo_mode reason=\"empty camera registry\" cameras=%d"
-	        " hint=\"import cameras with nvrctl, or start with --simulate 0\"", DEFAULT_SIMULATED);
+	        " hint=\"import cameras with nvrctl, or set demo.simulate = 0\"", DEFAULT_SIMULATED);
 	return DEFAULT_SIMULATED;
 }
 
@@ -317,21 +222,33 @@ static int start_simulator(struct daemon *d)
 	long n = simulated_cameras(d);
 	if (n <= 0)
 		return 0;
+	if (d->cfg.auth_enabled && demo_login_ensure(d->users, d->audit, d->dir.path))
+		return -EIO;
 	char dir[PATH_MAX], camsim[PATH_MAX + 16], fixtures[PATH_MAX + 16];
 	bin_dir(dir, sizeof dir);
 	snprintf(camsim, sizeof camsim, "%s/nvr-camsim", dir);
 	snprintf(fixtures, sizeof fixtures, "%s/../fixtures", dir);
 	struct sim_config sc = {
-		.camsim_path = d->opt.camsim ? d->opt.camsim : camsim,
-		.fixture_dir = d->opt.fixtures ? d->opt.fixtures : fixtures,
-		.cameras = (uint32_t)n, .port = (uint16_t)d->opt.sim_port, .registry = d->reg,
+		.camsim_path = d->cfg.camsim[0] ? d->cfg.camsim : camsim,
+		.fixture_dir = d->cfg.fixtures[0] ? d->cfg.fixtures : fixtures,
+		.cameras = (uint32_t)n, .port = (uint16_t)d->cfg.sim_port, .registry = d->reg,
 	};
 	return sim_start(&sc, &d->sim);
 }
 
 static int start_ingest(struct daemon *d)
 {
-	struct ingest_config ic = { .stg = d->stg, .loops = d->opt.loops };
+	const struct nvr_config *c = &d->cfg;
+	struct ingest_config ic = {
+		.stg = d->stg, .loops = (uint32_t)c->loops, .av_threads = (uint32_t)c->av_threads,
+		.udp_port_min = (uint16_t)c->udp_port_min, .udp_port_max = (uint16_t)c->udp_port_max,
+		.backoff_min_ms = (uint32_t)c->backoff_min_ms,
+		.backoff_max_ms = (uint32_t)c->backoff_max_ms, .timeout_ms = (uint32_t)c->timeout_ms,
+		.max_clock_skew_ms = (uint32_t)c->max_clock_skew_ms,
+		.recv_buffer_max = (uint32_t)c->recv_buffer_max,
+		.recv_batch_ms = c->recv_batch_ms ? (int32_t)c->recv_batch_ms : -1,
+		.default_udp = !strcmp(c->transport, "udp"),
+	};
 	int err = ingest_start(&ic, &d->ingest);
 	if (err) {
 		nvr_log("error", "nvrd", "event=ingest_start_failed error=\"%s\"", strerror(-err));
@@ -343,22 +260,257 @@ static int start_ingest(struct daemon *d)
 	return err;
 }
 
-/* A port already taken must not stop the recording: the API is left off
- * (web_start logged why) and the daemon records on. */
+/* ---- HTTP ---------------------------------------------------------------- */
+
+/* A whole PEM file into memory (libmicrohttpd takes certificates as text). */
+static int read_pem(const char *path, char **out)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	int err = f ? 0 : -errno;
+	if (!err && !(buf = malloc(PEM_MAX + 1)))
+		err = -ENOMEM;
+	size_t n = err ? 0 : fread(buf, 1, PEM_MAX + 1, f);
+	if (!err && ferror(f))
+		err = -EIO;
+	if (!err && (n == 0 || n > PEM_MAX))
+		err = -EINVAL;
+	if (f)
+		fclose(f);
+	if (err) {
+		nvr_log("error", "nvrd", "event=tls_file_unreadable path=%s error=\"%s\"", path,
+		        err == -EINVAL ? "empty or larger than 1 MiB" : strerror(-err));
+		free(buf);
+		return err;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
+static void free_pems(struct daemon *d)
+{
+	if (d->tls_key_pem)
+		explicit_bzero(d->tls_key_pem, strlen(d->tls_key_pem));
+	free(d->tls_key_pem);
+	free(d->tls_cert_pem);
+	d->tls_key_pem = d->tls_cert_pem = NULL;
+}
+
+static void log_http_started(const struct nvr_config *c, bool tls)
+{
+	const char *v6 = strchr(c->http_listen, ':');
+	nvr_log("info", "nvrd", "event=http_started url=%s://%s%s%s:%" PRIu64 "/", tls ? "https" :
+	        "http", v6 ? "[" : "", c->http_listen, v6 ? "]" : "", c->http_port);
+	if (tls && c->plain_http_port)
+		nvr_log("info", "nvrd", "event=http_started url=http://%s%s%s:%" PRIu64 "/",
+		        v6 ? "[" : "", c->http_listen, v6 ? "]" : "", c->plain_http_port);
+}
+
+/* Said loudly, and kept in the audit trail. */
+static void log_auth_off(struct daemon *d)
+{
+	nvr_log("warn", "nvrd", "event=auth_off warning=\"HTTP API without authentication:"
+	        " anyone reaching %s:%" PRIu64 " acts as admin\"", d->cfg.http_listen, d->cfg.http_port);
+	json_t *j = json_pack("{s:s, s:s}", "setting", "auth", "value", "off");
+	if (!j || audit_append(d->audit, "nvrd", "config", NULL, j, NULL))
+		nvr_log("error", "nvrd", "event=audit_failed action=config");
+	json_decref(j);
+}
+
+/* A port already taken or a bad certificate must not stop the recording:
+ * the API is left off (logged) and the daemon records on. */
 static void start_http(struct daemon *d)
 {
-	if (!d->opt.http_port)
+	const struct nvr_config *c = &d->cfg;
+	if (!c->http_port)
 		return;
-	struct web_config wc = { .listen_addr = d->opt.http_listen,
-	                         .port = (uint16_t)d->opt.http_port };
-	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest };
+	bool tls = c->tls_cert[0];
+	if (tls && (read_pem(c->tls_cert, &d->tls_cert_pem) || read_pem(c->tls_key, &d->tls_key_pem))) {
+		free_pems(d);
+		nvr_log("error", "nvrd", "event=http_disabled reason=tls_files");
+		return;
+	}
+	struct web_config wc = {
+		.listen_addr = c->http_listen, .port = (uint16_t)c->http_port,
+		.threads = (unsigned)c->http_threads, .max_connections = (unsigned)c->max_connections,
+		.connection_timeout_s = (unsigned)((c->connection_timeout_ms + 999) / 1000),
+		.connection_memory = (size_t)c->connection_memory,
+		.max_window_ms = (int64_t)c->max_window_ms,
+		.tls_cert_pem = d->tls_cert_pem, .tls_key_pem = d->tls_key_pem,
+		.plain_port = (uint16_t)c->plain_http_port, .auth_off = !c->auth_enabled,
+	};
+	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest,
+	                               .users = d->users, .audit = d->audit };
+	if (!c->auth_enabled)
+		log_auth_off(d);
 	if (web_start(&wc, &d->web_ctx, &d->web)) {
+		free_pems(d);
 		nvr_log("error", "nvrd", "event=http_disabled reason=start_failed");
 		return;
 	}
-	const char *v6 = strchr(wc.listen_addr, ':');
-	nvr_log("info", "nvrd", "event=http_started url=http://%s%s%s:%" PRIu32 "/",
-	        v6 ? "[" : "", wc.listen_addr, v6 ? "]" : "", d->opt.http_port);
+	log_http_started(c, tls);
+}
+
+static void stop_http(struct daemon *d)
+{
+	web_stop(d->web);
+	d->web = NULL;
+	free_pems(d);
+}
+
+/* ---- reload (SIGHUP) ----------------------------------------------------- */
+
+/* Error lines go into a quoted log value: no double quotes inside. */
+static void log_config_errors(const struct config_errors *errs, const char *level)
+{
+	for (int i = 0; i < errs->count; i++) {
+		char msg[sizeof errs->msg[0]];
+		snprintf(msg, sizeof msg, "%s", errs->msg[i]);
+		for (char *p = msg; *p; p++)
+			if (*p == '"')
+				*p = '\'';
+		nvr_log(level, "nvrd", "event=config_error error=\"%s\"", msg);
+	}
+}
+
+static bool volumes_equal(const struct nvr_config *a, const struct nvr_config *b)
+{
+	if (a->volume_count != b->volume_count)
+		return false;
+	for (int i = 0; i < a->volume_count; i++)
+		if (strcmp(a->volume[i].name, b->volume[i].name) ||
+		    strcmp(a->volume[i].path, b->volume[i].path) || a->volume[i].size != b->volume[i].size)
+			return false;
+	return true;
+}
+
+static bool classes_equal(const struct nvr_config *a, const struct nvr_config *b)
+{
+	if (a->class_count != b->class_count)
+		return false;
+	for (int i = 0; i < a->class_count; i++)
+		if (strcmp(a->cls[i].name, b->cls[i].name) || a->cls[i].min_days != b->cls[i].min_days ||
+		    a->cls[i].max_days != b->cls[i].max_days || a->cls[i].share != b->cls[i].share)
+			return false;
+	return true;
+}
+
+/* The [volume] and [class] sections can only change with a restart: the
+ * running ones are moved into `next` (which frees the new ones later). */
+static int keep_sections(struct nvr_config *run, struct nvr_config *next)
+{
+	int kept = 0;
+	if (!volumes_equal(run, next)) {
+		struct config_volume tmp[CONFIG_MAX_VOLUMES];
+		int n = run->volume_count;
+		memcpy(tmp, run->volume, sizeof tmp);
+		memcpy(run->volume, next->volume, sizeof tmp);
+		memcpy(next->volume, tmp, sizeof tmp);
+		run->volume_count = next->volume_count;
+		next->volume_count = n;
+		nvr_log("warn", "nvrd", "event=config_needs_restart setting=volume");
+		kept++;
+	}
+	if (!classes_equal(run, next)) {
+		struct config_class tmp[CONFIG_MAX_CLASSES];
+		int n = run->class_count;
+		memcpy(tmp, run->cls, sizeof tmp);
+		memcpy(run->cls, next->cls, sizeof tmp);
+		memcpy(next->cls, tmp, sizeof tmp);
+		run->class_count = next->class_count;
+		next->class_count = n;
+		nvr_log("warn", "nvrd", "event=config_needs_restart setting=class");
+		kept++;
+	}
+	return kept;
+}
+
+struct reload_count {
+	int live, http, kept;
+};
+
+/* Compares every setting of the table: live ones are applied, HTTP ones
+ * counted, the others get their running value back (and are logged). */
+static int diff_settings(struct daemon *d, struct nvr_config *next, struct reload_count *n)
+{
+	for (size_t i = 0; i < config_option_count; i++) {
+		const struct config_option *o = &config_options[i];
+		char name[64], was[PATH_MAX], now[PATH_MAX];
+		if (!strcmp(o->section, "volume") || !strcmp(o->section, "class") ||
+		    config_equal(&d->cfg, next, o))
+			continue;
+		config_name(o, name, sizeof name);
+		config_format(&d->cfg, o, was, sizeof was);
+		config_format(next, o, now, sizeof now);
+		if (o->reload == CONFIG_LIVE) {
+			n->live++;
+		} else if (o->reload == CONFIG_HTTP) {
+			n->http++;
+		} else {
+			n->kept++;
+			nvr_log("warn", "nvrd", "event=config_needs_restart setting=%s running=\"%s\""
+			        " file=\"%s\"", name, was, now);
+			int err = config_copy(next, &d->cfg, o);
+			if (err)
+				return err;
+			continue;
+		}
+		nvr_log("info", "nvrd", "event=config_changed setting=%s from=\"%s\" to=\"%s\"", name,
+		        was, now);
+	}
+	n->kept += keep_sections(&d->cfg, next);
+	return 0;
+}
+
+/* Re-reads the file; a file with errors changes nothing. */
+static void reload(struct daemon *d)
+{
+	struct nvr_config next;
+	struct config_errors errs;
+	struct reload_count n = { 0, 0, 0 };
+	if (!d->args.config) {
+		nvr_log("info", "nvrd", "event=reload_skipped reason=\"no configuration file\"");
+		return;
+	}
+	nvr_log("info", "nvrd", "event=reload_started config=%s", d->args.config);
+	int err = cfgargs_load(&d->args, &next, &errs);
+	if (!err)
+		err = merge_cameras(d, &next);
+	if (!err)
+		err = diff_settings(d, &next, &n);
+	if (err) {
+		log_config_errors(&errs, "error");
+		nvr_log("error", "nvrd", "event=reload_failed error=\"%s\" hint=\"the running"
+		        " configuration is kept\"", strerror(-err));
+		config_free(&next);
+		return;
+	}
+	config_free(&d->cfg);
+	d->cfg = next;
+	nvr_log_set_level(d->cfg.log_level);
+	/* With TLS the server restarts on every reload, so that a renewed
+	 * certificate under the same path is read again. */
+	bool http = n.http || d->cfg.tls_cert[0];
+	if (http) {
+		stop_http(d);
+		start_http(d);
+	}
+	camsync_poll(d->sync);
+	nvr_log("info", "nvrd", "event=config_reloaded applied=%d http_restarted=%s"
+	        " needs_restart=%d cameras=%" PRIu32, n.live + n.http, http ? "yes" : "no", n.kept,
+	        camsync_count(d->sync));
+}
+
+/* Settings this build reads but no module applies yet: said once at start. */
+static void log_unapplied(const struct nvr_config *c)
+{
+	if (c->class_count)
+		nvr_log("warn", "nvrd", "event=config_not_applied setting=class classes=%d"
+		        " reason=\"no retention module in this build\"", c->class_count);
+	if (c->exports_dir[0] || c->exports_quota)
+		nvr_log("warn", "nvrd", "event=config_not_applied setting=exports"
+		        " reason=\"no export module in this build\"");
 }
 
 /* ---- status -------------------------------------------------------------- */
@@ -433,25 +585,41 @@ static void log_status(struct daemon *d, const char *phase)
 
 /* ---- main loop and shutdown ---------------------------------------------- */
 
-static void sleep_until(int64_t mono_us)
+/* Waits until mono_us for one of g_signals; returns it, or 0 at the time. */
+static int wait_signal(int64_t mono_us)
 {
-	struct timespec ts = { .tv_sec = mono_us / 1000000, .tv_nsec = (mono_us % 1000000) * 1000 };
-	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+	int64_t left = mono_us - nvr_mono_us();
+	if (left < 0)
+		left = 0;
+	struct timespec ts = { .tv_sec = left / 1000000, .tv_nsec = (left % 1000000) * 1000 };
+	int sig = sigtimedwait(&g_signals, NULL, &ts);
+	return sig > 0 ? sig : 0;
 }
 
 static void run(struct daemon *d)
 {
 	int64_t t0 = nvr_mono_us();
-	int64_t end = d->opt.seconds ? t0 + (int64_t)d->opt.seconds * 1000000 : INT64_MAX;
-	int64_t next_status = t0 + STATUS_EVERY_US;
-	for (int64_t tick = t0 + SYNC_EVERY_US; !g_stop; tick += SYNC_EVERY_US) {
-		sleep_until(tick < end ? tick : end);
-		if (g_stop || nvr_mono_us() >= end)
-			break;
-		camsync_poll(d->sync);
-		if (nvr_mono_us() >= next_status) {
-			log_status(d, "running");
-			next_status += STATUS_EVERY_US;
+	int64_t end = d->cfg.stop_after_ms ? t0 + (int64_t)d->cfg.stop_after_ms * 1000 : INT64_MAX;
+	int64_t next_sync = t0 + SYNC_EVERY_US, next_status = t0 + STATUS_EVERY_US;
+	for (;;) {
+		int64_t now = nvr_mono_us();
+		if (now >= end)
+			return;
+		if (now >= next_sync) {
+			camsync_poll(d->sync);
+			next_sync += SYNC_EVERY_US;
+			if (now >= next_status) {
+				log_status(d, "running");
+				next_status += STATUS_EVERY_US;
+			}
+			continue;
+		}
+		int sig = wait_signal(next_sync < end ? next_sync : end);
+		if (sig == SIGHUP) {
+			reload(d);
+		} else if (sig) {
+			d->stop_signal = sig;
+			return;
 		}
 	}
 }
@@ -460,8 +628,7 @@ static void run(struct daemon *d)
  * disk and index, reports the final counts and closes everything. */
 static void shut_down(struct daemon *d)
 {
-	web_stop(d->web);
-	d->web = NULL;
+	stop_http(d);
 	if (d->ingest) {
 		ingest_totals(d->ingest, &d->last_totals);
 		ingest_stop(d->ingest);
@@ -480,39 +647,82 @@ static void shut_down(struct daemon *d)
 	camsync_free(d->sync);
 	if (d->reg)
 		registry_close(d->reg);
+	users_close(d->users);
+	audit_close(d->audit);
 	datadir_release(&d->dir);
+}
+
+/* The configuration, or the exit status: 1 after errors, 0 for
+ * --check-config and --print-config-doc. Returns -1 to go on. */
+static int configure(struct daemon *d)
+{
+	struct config_errors errs;
+	if (d->args.print_doc)
+		return config_print_doc(stdout) ? 1 : 0;
+	int err = cfgargs_load(&d->args, &d->cfg, &errs);
+	for (int i = 0; i < errs.count; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	if (err && !errs.count)
+		fprintf(stderr, "nvrd: configuration: %s\n", strerror(-err));
+	if (err)
+		return 1;
+	if (d->args.check) {
+		printf("configuration ok\n");
+		return 0;
+	}
+	return -1;
+}
+
+static int start(struct daemon *d)
+{
+	nvr_log_set_level(d->cfg.log_level);
+	block_signals();
+	raise_fd_limit();
+	d->start_mono_us = nvr_mono_us();
+	log_unapplied(&d->cfg);
+	int err = open_storage_and_registry(d);
+	if (!err)
+		err = merge_cameras(d, &d->cfg);
+	if (!err)
+		err = start_simulator(d);
+	if (!err)
+		err = start_ingest(d);
+	if (err)
+		return err;
+	start_http(d);
+	nvr_log("info", "nvrd", "event=started config=%s data=%s volumes=%d cameras=%" PRIu32
+	        " loops=%" PRIu64 " seconds=%" PRIu64 " pid=%ld",
+	        d->args.config ? d->args.config : "(defaults)", d->dir.path, d->dir.volume_count,
+	        camsync_count(d->sync), d->cfg.loops, d->cfg.stop_after_ms / 1000, (long)getpid());
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	static struct daemon d;
-	int rc = parse_args(argc, argv, &d.opt);
-	if (rc == 1) {
-		usage(stdout);
+	if (cfgargs_parse(argc, argv, &d.args))
+		return 2;
+	if (d.args.help) {
+		cfgargs_usage(stdout);
+		cfgargs_free(&d.args);
 		return 0;
 	}
-	if (rc)
-		return 2;
-	nvr_log_set_level(d.opt.log_level);
-	install_signals();
-	raise_fd_limit();
-	d.start_mono_us = nvr_mono_us();
-	bool ok = open_storage_and_registry(&d) == 0 && start_simulator(&d) == 0 &&
-	          start_ingest(&d) == 0;
-	if (ok) {
-		start_http(&d);
-		nvr_log("info", "nvrd", "event=started data=%s volumes=%d cameras=%" PRIu32
-		        " loops=%" PRIu32 " seconds=%" PRIu32 " pid=%ld", d.dir.path, d.dir.volume_count,
-		        camsync_count(d.sync), d.opt.loops, d.opt.seconds, (long)getpid());
-		run(&d);
+	int rc = configure(&d);
+	if (rc >= 0) {
+		config_free(&d.cfg);
+		cfgargs_free(&d.args);
+		return rc;
 	}
+	bool ok = start(&d) == 0;
+	if (ok)
+		run(&d);
 	shut_down(&d);
-	if (!ok)
-		return 1;
-	if (g_stop)
+	if (ok && d.stop_signal)
 		nvr_log("info", "nvrd", "event=stopped reason=signal signal=%s",
-		        g_stop == SIGINT ? "SIGINT" : "SIGTERM");
-	else
+		        d.stop_signal == SIGINT ? "SIGINT" : "SIGTERM");
+	else if (ok)
 		nvr_log("info", "nvrd", "event=stopped reason=seconds_elapsed");
-	return 0;
+	config_free(&d.cfg);
+	cfgargs_free(&d.args);
+	return ok ? 0 : 1;
 }

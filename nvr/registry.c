@@ -235,6 +235,52 @@ fail:
 	return rc;
 }
 
+/* Compares the stored value with val inside the write transaction, so that
+ * a camera written by another process in between is not missed. */
+int registry_upsert(struct registry *r, const struct camera_record *c, bool *changed)
+{
+	char err[256], *val = NULL;
+	size_t len;
+	MDB_txn *txn;
+	uint32_t kb;
+	MDB_val k, v;
+	*changed = false;
+	int rc = camera_record_validate(c, err, sizeof err);
+	if (rc) {
+		nvr_log("warn", "registry", "event=put_rejected camera=%u error=\"%s\"", c->id, err);
+		return rc;
+	}
+	if ((rc = reg_record_encode(c, &val, &len)))
+		return rc;
+	if ((rc = mdb_txn_begin(r->env, NULL, 0, &txn))) {
+		rc = mdb_fail("txn_begin", rc);
+		goto fail;
+	}
+	key_of(c->id, &kb, &k);
+	rc = mdb_get(txn, r->cams, &k, &v);
+	if (rc == 0 && v.mv_size == len && !memcmp(v.mv_data, val, len)) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if (rc && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		rc = mdb_fail("get", rc);
+		goto fail;
+	}
+	v.mv_size = len;
+	v.mv_data = val;
+	if ((rc = mdb_put(txn, r->cams, &k, &v, 0))) {
+		mdb_txn_abort(txn);
+		rc = mdb_fail("put", rc);
+		goto fail;
+	}
+	rc = commit_write(r, txn);
+	*changed = rc == 0;
+fail:
+	free(val);
+	return rc;
+}
+
 int registry_delete(struct registry *r, uint32_t id)
 {
 	MDB_txn *txn;

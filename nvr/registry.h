@@ -59,6 +59,9 @@ uint64_t registry_generation(struct registry *r);
 
 int registry_get(struct registry *r, uint32_t id, struct camera_record *out);
 int registry_put(struct registry *r, const struct camera_record *c);  /* insert or replace */
+/* Stores c unless the registry already holds exactly that record; *changed
+ * says whether it wrote (a write moves the generation). */
+int registry_upsert(struct registry *r, const struct camera_record *c, bool *changed);
 int registry_delete(struct registry *r, uint32_t id);                 /* -ENOENT if absent */
 
 /* Calls fn for every camera in id order; stops early if fn returns non-zero
@@ -66,6 +69,16 @@ int registry_delete(struct registry *r, uint32_t id);                 /* -ENOENT
 typedef int (*registry_each_fn)(void *user, const struct camera_record *c);
 int registry_foreach(struct registry *r, registry_each_fn fn, void *user);
 int registry_count(struct registry *r, uint64_t *out);
+
+/* A record holding the defaults: enabled, position unknown, every other
+ * field empty (id 0, which is not valid until set). */
+void camera_record_init(struct camera_record *c);
+
+/* Sets the field called `name` (a CSV column: "id", "main_url", "tags", ...)
+ * from its CSV text. Returns 0, -ENOENT for an unknown name, or -EINVAL
+ * with a message naming the field, never quoting its value. */
+int camera_record_set(struct camera_record *c, const char *name, const char *text,
+                      char *err, size_t errsz);
 
 /* Checks one record (id range, URL scheme, lat/lon range, tag syntax...).
  * Returns 0 or -EINVAL with a message in err. */

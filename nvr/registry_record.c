@@ -246,6 +246,22 @@ int camera_record_validate(const struct camera_record *c, char *err, size_t errs
 	return 0;
 }
 
+/* ---- the public record helpers ---- */
+
+void camera_record_init(struct camera_record *c)
+{
+	reg_record_init(c);
+}
+
+int camera_record_set(struct camera_record *c, const char *name, const char *text,
+                      char *err, size_t errsz)
+{
+	int f = reg_field_find(name, strlen(name));
+	if (f < 0)
+		return -ENOENT;
+	return reg_field_from_text(f, text, strlen(text), c, err, errsz);
+}
+
 /* ---- CSV text of one field ---- */
 
 static int text_from(int f, const char *s, size_t len, struct camera_record *c,

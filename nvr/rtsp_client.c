@@ -87,6 +87,7 @@ static const char *const phase_names[] = {
 };
 
 static void settle(struct rtsp_session *s);
+static void close_socket(struct rtsp_session *s);
 static void on_recv(struct loop *l, uint32_t id, int res, uint32_t flags);
 
 uint64_t rtsp_rng(struct rtsp_shard *sh)
@@ -220,9 +221,14 @@ static void cancel_ops(struct rtsp_session *s)
 		if (!(s->ops & (1u << k)))
 			continue;
 		if (loop_cancel(rtsp_loop(s), k, s->slot)) {
-			/* no SQE: make the operation end on its own */
+			/* no SQE: make the operation end on its own (a socket in
+			 * the file table has no descriptor to shut down: its
+			 * operations end with the session's timeouts) */
 			int fd = k == K_RTP ? s->up[0]->fd : k == K_RTCP ? s->up[1]->fd : s->fd;
-			shutdown(fd, SHUT_RDWR);
+			if (k == K_RTP || k == K_RTCP || !s->fd_fixed)
+				shutdown(fd, SHUT_RDWR);
+			else
+				nvr_log("warn", "ingest", "event=cancel_deferred camera=%" PRIu32, s->cam_id);
 		}
 	}
 }
@@ -249,6 +255,7 @@ void rtsp_begin_close(struct rtsp_session *s, bool remove)
 		return;
 	loop_timer_cancel(rtsp_loop(s), &s->t_io);
 	loop_timer_cancel(rtsp_loop(s), &s->t_keep);
+	loop_timer_cancel(rtsp_loop(s), &s->t_rx);
 	stop_media(s);
 	s->phase = PH_CLOSING;
 	cancel_ops(s);
@@ -257,9 +264,7 @@ void rtsp_begin_close(struct rtsp_session *s, bool remove)
 /* Everything of one connection; the ring holds none of it any more. */
 static void release_connection(struct rtsp_session *s)
 {
-	if (s->fd >= 0)
-		close(s->fd);
-	s->fd = -1;
+	close_socket(s);
 	for (int i = 0; i < 2; i++) {
 		rtsp_udp_free(s->up[i]);
 		s->up[i] = NULL;
@@ -320,6 +325,7 @@ static void session_free(struct rtsp_session *s)
 	struct rtsp_shard *sh = s->sh;
 	loop_timer_cancel(sh->loop, &s->t_io);
 	loop_timer_cancel(sh->loop, &s->t_keep);
+	loop_timer_cancel(sh->loop, &s->t_rx);
 	release_connection(s);
 	if (s->in_map)
 		idmap_del(&sh->map, s->cam_id);
@@ -364,6 +370,7 @@ static int arm_recv(struct rtsp_session *s)
 	if (!sqe)
 		return rtsp_fail(s, "no submission queue entry");
 	io_uring_prep_recv(sqe, s->fd, s->rx + s->rx_len, s->rx_cap - s->rx_len, 0);
+	rtsp_sqe_socket(s, sqe);
 	loop_commit(rtsp_loop(s), sqe, K_RECV, s->slot);
 	s->ops |= 1u << K_RECV;
 	return 0;
@@ -457,7 +464,17 @@ static void recv_done(struct rtsp_session *s, int res)
 	s->rx_len -= (uint32_t)used;
 	if (used && s->rx_len)
 		memmove(s->rx, s->rx + used, s->rx_len);
-	if (rx_adapt(s, filled) == 0)
+	if (rx_adapt(s, filled))
+		return;
+	/* Batching: a streaming camera's packets trickle in; reading them as
+	 * they come costs one completion (and a kernel receive) per packet or
+	 * two. When this receive emptied the socket, wait recv_batch_ms and let
+	 * the kernel gather them; the frames wait no longer than that, far
+	 * below the storage flush interval. */
+	int32_t batch = s->sh->cfg.recv_batch_ms;
+	if (s->phase == PH_STREAMING && !filled && batch > 0)
+		loop_timer_arm(rtsp_loop(s), &s->t_rx, (uint32_t)batch);
+	else
 		arm_recv(s);
 }
 
@@ -472,22 +489,55 @@ static int connect_fail(struct rtsp_session *s, int err)
 	return rtsp_fail(s, "connect to %s: %s", host, strerror(-err));
 }
 
+/* The session's TCP socket, in the loop's file table when it has room
+ * (see loop.h: it then holds no process descriptor), else a descriptor. */
+static int open_socket(struct rtsp_session *s)
+{
+	int fd = socket(s->peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one))
+		nvr_log("debug", "ingest", "event=nodelay_failed camera=%" PRIu32 " error=\"%s\"",
+		        s->cam_id, strerror(errno));
+	s->fd = fd;
+	s->fd_fixed = false;
+	if (loop_has_file_table(rtsp_loop(s))) {
+		int slot = loop_file_install(rtsp_loop(s), fd);
+		if (slot >= 0) {
+			close(fd);
+			s->fd = slot;
+			s->fd_fixed = true;
+		}
+	}
+	return 0;
+}
+
+static void close_socket(struct rtsp_session *s)
+{
+	if (s->fd >= 0 && s->fd_fixed)
+		loop_file_release(rtsp_loop(s), s->fd);
+	else if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	s->fd_fixed = false;
+}
+
 static void do_connect(struct rtsp_session *s)
 {
 	s->phase = PH_CONNECTING;
-	s->fd = socket(s->peer.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
-	if (s->fd < 0) {
-		connect_fail(s, -errno);
+	int err = open_socket(s);
+	if (err) {
+		connect_fail(s, err);
 		return;
 	}
-	int one = 1;
-	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	struct io_uring_sqe *sqe = loop_sqe(rtsp_loop(s));
 	if (!sqe) {
 		rtsp_fail(s, "no submission queue entry");
 		return;
 	}
 	io_uring_prep_connect(sqe, s->fd, (struct sockaddr *)&s->peer, s->peerlen);
+	rtsp_sqe_socket(s, sqe);
 	loop_commit(rtsp_loop(s), sqe, K_CONNECT, s->slot);
 	s->ops |= 1u << K_CONNECT;
 	loop_timer_arm(rtsp_loop(s), &s->t_io, s->sh->cfg.timeout_ms);
@@ -605,8 +655,7 @@ static void on_connect(struct loop *l, uint32_t id, int res, uint32_t flags)
 	if (s->phase == PH_CONNECTING) {
 		loop_timer_cancel(l, &s->t_io);
 		if (res < 0 && res != -ECANCELED && next_address(s)) {
-			close(s->fd);           /* a name's next address */
-			s->fd = -1;
+			close_socket(s);        /* a name's next address */
 			do_connect(s);
 		} else if (res < 0) {
 			connect_fail(s, res);
@@ -710,6 +759,14 @@ static void io_timer(struct loop_timer *t)
 	settle(s);
 }
 
+static void rx_timer(struct loop_timer *t)
+{
+	struct rtsp_session *s = container_of(t, struct rtsp_session, t_rx);
+	if (s->phase != PH_CLOSING && s->fd >= 0 && !(s->ops & (1u << K_RECV)))
+		arm_recv(s);
+	settle(s);
+}
+
 static void keep_timer(struct loop_timer *t)
 {
 	struct rtsp_session *s = container_of(t, struct rtsp_session, t_keep);
@@ -799,6 +856,7 @@ static int session_new(struct rtsp_shard *sh, const struct camera_record *c, boo
 	s->wait_cseq = -1;
 	loop_timer_init(&s->t_io, io_timer);
 	loop_timer_init(&s->t_keep, keep_timer);
+	loop_timer_init(&s->t_rx, rx_timer);
 	char url[1400];
 	int err = rtsp_url_parse(c->main_url, &s->url);
 	if (!err)

@@ -92,6 +92,7 @@ int rtsp_send_next(struct rtsp_session *s)
 	if (!sqe)
 		return rtsp_fail(s, "no submission queue entry");
 	io_uring_prep_send(sqe, s->fd, m->data + m->off, m->len - m->off, MSG_NOSIGNAL);
+	rtsp_sqe_socket(s, sqe);
 	loop_commit(rtsp_loop(s), sqe, K_SEND, s->slot);
 	s->ops |= 1u << K_SEND;
 	return 0;

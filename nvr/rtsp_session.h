@@ -104,7 +104,9 @@ struct rtsp_session {
 	char *req_url;                 /* rtsp://host:port/path, no credentials */
 
 	/* connection */
-	int fd;
+	int fd;                        /* a slot of the loop's file table when
+	                                * fd_fixed, else a descriptor; -1 none */
+	bool fd_fixed;
 	unsigned ops;                  /* 1 << kind for each op in flight */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
@@ -149,6 +151,7 @@ struct rtsp_session {
 	/* timers */
 	struct loop_timer t_io;        /* connect/reply deadline, media watchdog, teardown */
 	struct loop_timer t_keep;      /* keep-alive, backoff */
+	struct loop_timer t_rx;        /* next receive of a streaming session */
 
 	/* status */
 	char last_error[160];          /* kept while streaming again: why it last failed */
@@ -192,6 +195,15 @@ static inline struct loop *rtsp_loop(struct rtsp_session *s)
 static inline int64_t rtsp_now_ms(struct rtsp_session *s)
 {
 	return loop_now_ms(rtsp_loop(s));
+}
+
+/* Marks a prepared SQE on the session's TCP socket as naming a slot of
+ * the loop's file table when it lives there (after io_uring_prep_*, which
+ * clears the flags). */
+static inline void rtsp_sqe_socket(struct rtsp_session *s, struct io_uring_sqe *sqe)
+{
+	if (s->fd_fixed)
+		sqe->flags |= IOSQE_FIXED_FILE;
 }
 
 /* ---- rtsp_client.c ---- */

@@ -57,6 +57,11 @@ static void exec_camsim(const struct sim_config *cfg, const char *f264, const ch
 	char cams[16], listen[64];
 	snprintf(cams, sizeof cams, "%" PRIu32, cfg->cameras);
 	snprintf(listen, sizeof listen, "127.0.0.1:%u", (unsigned)cfg->port);
+	/* The daemon blocks its signals to take them synchronously; the
+	 * simulator must not inherit that mask, or SIGTERM would not stop it. */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	dup2(out_fd, STDOUT_FILENO);
 	execl(cfg->camsim_path, "nvr-camsim", "--cameras", cams, "--fixture", f264,

@@ -20,12 +20,17 @@ PACKAGES=(
 	liburing-dev liblmdb-dev lmdb-utils libzstd-dev libxxhash-dev
 	# daemon, HTTP and media
 	libmicrohttpd-dev libavformat-dev libavcodec-dev libavutil-dev
-	libjansson-dev libsodium-dev uuid-dev libcsv-dev
+	libjansson-dev libsodium-dev uuid-dev libcsv-dev libinih-dev
+	# nvr-bench http: an independent HTTP client
+	libcurl4-openssl-dev
 	# tests: ffmpeg/ffprobe (libx264, libx265) make fixtures and check output;
 	# GStreamer's RTSP server (through Debian's python3-gi) is the real RTSP
 	# peer of the ingest tests
 	libcriterion-dev ffmpeg curl python3 ca-certificates
-	python3-gi python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
+	# tests: openssl makes the HTTPS test's certificate; dpkg-dev (make deb:
+	# dpkg-shlibdeps) comes with build-essential
+	openssl
+	python3-gi python3-prometheus-client python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 	gstreamer1.0-plugins-bad gstreamer1.0-tools
 )

@@ -58,26 +58,82 @@ struct api_snapshot {
 	size_t count;
 };
 
+/* HTTP answers counted by status code (100..599), for /metrics. */
+#define WEB_STATUS_MIN 100
+#define WEB_STATUS_MAX 599
+
+struct api_auth_cache;
+
 struct web {
 	struct web_config cfg;
 	struct web_ctx ctx;
 	struct api_snapshot snap;
-	void *daemon;                   /* struct MHD_Daemon */
+	struct api_auth_cache *auth_cache;  /* api_auth.c */
+	void *daemon;                   /* struct MHD_Daemon: port, HTTPS with TLS */
+	void *plain;                    /* with TLS and plain_port: plain HTTP, else NULL */
+	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
 };
 
-/* One request: its query string, parsed when the URI arrived, and the
- * headers the handlers read (NULL when absent; valid for the request). */
+/* The status codes answered so far and how often, in code order. */
+#define WEB_COUNTED_CODES 64
+struct web_http_counts {
+	size_t n;
+	unsigned code[WEB_COUNTED_CODES];
+	uint64_t count[WEB_COUNTED_CODES];
+};
+void web_http_counts(struct web *w, struct web_http_counts *out);
+
+/* Roles, from least to most trusted (the numbers match nvr/users.h). Each
+ * route lists the roles allowed as a set of WEB_ROLE_BIT()s; the table is in
+ * http.c and documented in web/README.md. */
+enum web_role {
+	WEB_ROLE_VIEWER = 0,            /* cameras, ranges, live status, playback */
+	WEB_ROLE_INVESTIGATOR = 1,      /* viewer + search, export, holds */
+	WEB_ROLE_OPERATOR = 2,          /* viewer + operations: health details, audit */
+	WEB_ROLE_ADMIN = 3,             /* everything, users and tokens included */
+};
+#define WEB_ROLE_BIT(r) (1u << (r))
+#define WEB_ROLES_ALL (WEB_ROLE_BIT(WEB_ROLE_VIEWER) | WEB_ROLE_BIT(WEB_ROLE_INVESTIGATOR) | \
+                       WEB_ROLE_BIT(WEB_ROLE_OPERATOR) | WEB_ROLE_BIT(WEB_ROLE_ADMIN))
+#define WEB_ROLES_INVESTIGATORS (WEB_ROLE_BIT(WEB_ROLE_INVESTIGATOR) | WEB_ROLE_BIT(WEB_ROLE_ADMIN))
+#define WEB_ROLES_OPERATORS (WEB_ROLE_BIT(WEB_ROLE_OPERATOR) | WEB_ROLE_BIT(WEB_ROLE_ADMIN))
+#define WEB_ROLES_ADMINS WEB_ROLE_BIT(WEB_ROLE_ADMIN)
+/* Not a role: the route answers without credentials (only /health). */
+#define WEB_PUBLIC (1u << 8)
+
+/* Longest request body read; a longer one is answered 413. */
+#define WEB_MAX_BODY (64u << 10)
+#define WEB_MAX_USER 64
+
+/* One request: its query string, parsed when the URI arrived; who sent it,
+ * known before the handler runs; the body of a POST or DELETE; the headers
+ * the playback handlers read (NULL when absent; valid for the request). */
 struct web_request {
 	struct query query;
 	int query_status;               /* 0, or the query_parse error */
 	struct query_error query_error;
+	char user[WEB_MAX_USER];        /* the authenticated user, or "anonymous"
+	                                 * (authentication off, or a public route
+	                                 * called without credentials) */
+	unsigned role;                  /* enum web_role; with authentication off
+	                                 * WEB_ROLE_ADMIN */
+	bool authenticated;             /* credentials given and accepted, or
+	                                 * authentication off */
+	char remote[64];                /* client address, "" when unknown */
+	const char *body;               /* NUL-terminated; "" when none */
+	size_t body_len;                /* <= WEB_MAX_BODY */
 	const char *range;              /* Range */
 	const char *if_range;           /* If-Range */
 	bool head;                      /* HEAD: the body is not sent */
+	/* http.c's own: the body being read */
+	char *body_buf;
+	size_t body_cap;
+	bool started, too_large;
 };
 
 struct web_reply {
 	unsigned status;
+	bool challenge;                 /* a 401: add WWW-Authenticate */
 	json_t *body;                   /* owned; sent as application/json */
 	void *response;                 /* struct MHD_Response *, owned; when set,
 	                                 * queued with `status` instead of body */
@@ -98,12 +154,56 @@ int api_ranges(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
 int api_search(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep);
+int api_metrics(struct web *w, const struct web_request *req, const char *arg,
+                struct web_reply *rep);
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
 int api_hls_playlist(struct web *w, const struct web_request *req, const char *arg,
                      struct web_reply *rep);
 int api_hls_segment(struct web *w, const struct web_request *req, const char *arg,
                     struct web_reply *rep);
+
+/* Who am I: GET /me (api_users.c). */
+int api_me(struct web *w, const struct web_request *req, const char *arg,
+           struct web_reply *rep);
+/* Tokens: the caller's own (an admin's: everyone's); POST makes one for
+ * the caller, DELETE revokes by id. Users (admins only). api_users.c. */
+int api_tokens_list(struct web *w, const struct web_request *req, const char *arg,
+                    struct web_reply *rep);
+int api_tokens_create(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+int api_tokens_revoke(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+int api_users_list(struct web *w, const struct web_request *req, const char *arg,
+                   struct web_reply *rep);
+int api_users_create(struct web *w, const struct web_request *req, const char *arg,
+                     struct web_reply *rep);
+int api_users_delete(struct web *w, const struct web_request *req, const char *arg,
+                     struct web_reply *rep);
+/* GET /audit and /audit/verify (api_audit.c). */
+int api_audit_list(struct web *w, const struct web_request *req, const char *arg,
+                   struct web_reply *rep);
+int api_audit_verify(struct web *w, const struct web_request *req, const char *arg,
+                     struct web_reply *rep);
+
+/* Checks the Authorization header (NULL when absent): Basic (Argon2id,
+ * through a short-lived cache) or Bearer (token). Returns 0 with req->user,
+ * req->role and req->authenticated set; 1 with a 401 (or 503 when too many
+ * password checks are in flight) in rep, the failure audited as
+ * login_failed when credentials were given; or a negative errno. */
+int api_authenticate(struct web *w, const char *authorization, struct web_request *req,
+                     struct web_reply *rep);
+int api_auth_init(struct web *w);
+void api_auth_free(struct web *w);
+
+/* Appends an audit entry (nvr/audit.h) for the request's user and remote
+ * address: action such as "search", "playback", "export", "hold",
+ * "login_failed"; detail a JSON object (borrowed, not stolen; NULL for {}).
+ * The entry's id goes to *id (may be NULL). 0 or a negative errno (logged);
+ * a handler whose audit entry failed answers 500 rather than serve
+ * unaudited. Without an audit log (web_ctx.audit NULL) it does nothing. */
+int api_audit(struct web *w, const struct web_request *req, const char *action,
+              json_t *detail, uint64_t *id);
 
 /* Checks the required window `from` < `to` (at most max_window_ms); returns
  * 0, 1 after filling a 400 reply naming the parameter, or -ENOMEM. */

@@ -20,6 +20,11 @@
  * stays the same at every reload and rises by one per segment within a
  * day; at midnight UTC it jumps forward once. EXT-X-DISCONTINUITY-SEQUENCE
  * counts the day's gaps the same way.
+ *
+ * Playlist requests are audited ("playback": camera, window or live,
+ * format "hls") before anything is read, and refused without their audit
+ * entry. Segment requests are not audited one by one (a viewer asks for
+ * one every 4 s): the playlist that named them was.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -284,24 +289,40 @@ fail:
 	return err;
 }
 
+/* The audit entry of a playlist request (t0 = t1 = 0: live). */
+static int hls_audit(struct web *w, const struct web_request *req, uint32_t id, int64_t t0,
+                     int64_t t1)
+{
+	json_t *d = t0 || t1 ? json_pack("{s:I, s:I, s:I, s:s}", "camera", (json_int_t)id,
+	                                 "from_ms", (json_int_t)(t0 / 1000), "to_ms",
+	                                 (json_int_t)(t1 / 1000), "format", "hls")
+	                     : json_pack("{s:I, s:b, s:s}", "camera", (json_int_t)id, "live", 1,
+	                                 "format", "hls");
+	int err = d ? api_audit(w, req, "playback", d, NULL) : -ENOMEM;
+	json_decref(d);
+	return err;
+}
+
 int api_hls_playlist(struct web *w, const struct web_request *req, const char *arg,
                      struct web_reply *rep)
 {
+	int err = 0;
 	if (query_get(&req->query, "live")) {
 		int64_t id = api_path_id(arg, rep);
-		int err = 0;
 		if (id < 0)
 			return 0;
 		if (!api_camera_exists(w, (uint32_t)id, &err))
 			return err ? err : api_error(rep, 404, "id", "no camera with this id");
-		return hls_live(w, (uint32_t)id, rep);
+		err = hls_audit(w, req, (uint32_t)id, 0, 0);
+		return err ? err : hls_live(w, (uint32_t)id, rep);
 	}
 	int64_t t0, t1;
 	uint32_t id;
-	int err = api_camera_window(w, req, arg, rep, &id, &t0, &t1);
+	err = api_camera_window(w, req, arg, rep, &id, &t0, &t1);
 	if (err)
 		return err < 0 ? err : 0;
-	return hls_vod(w, id, t0, t1, rep);
+	err = hls_audit(w, req, id, t0, t1);
+	return err ? err : hls_vod(w, id, t0, t1, rep);
 }
 
 /* ---- segments -------------------------------------------------------------- */

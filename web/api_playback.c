@@ -15,6 +15,10 @@
  * Errors before the first byte answer JSON (400, 404 "no footage", 416,
  * 500); after it they are logged and the transfer ends early (the client
  * sees it truncated).
+ *
+ * Each request that passed its checks is audited ("playback": camera,
+ * window, format, and the Range asked for) before anything is read;
+ * without its audit entry it is refused.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -78,6 +82,20 @@ static int pb_range(const struct web_request *req, uint64_t size, uint64_t *firs
 	return range_parse(req->range, strlen(req->range), size, first, last);
 }
 
+/* The audit entry of a playback request; 0 or a negative errno. */
+static int pb_audit(struct web *w, const struct web_request *req, uint32_t id, int64_t t0,
+                    int64_t t1)
+{
+	json_t *d = json_pack("{s:I, s:I, s:I, s:s}", "camera", (json_int_t)id, "from_ms",
+	                      (json_int_t)(t0 / 1000), "to_ms", (json_int_t)(t1 / 1000),
+	                      "format", "mp4");
+	if (d && req->range)
+		json_object_set_new(d, "range", json_string(req->range));
+	int err = d ? api_audit(w, req, "playback", d, NULL) : -ENOMEM;
+	json_decref(d);
+	return err;
+}
+
 /* The body of a HEAD answer, which libmicrohttpd never reads. */
 static ssize_t pb_no_body(void *cls, uint64_t pos, char *out, size_t max)
 {
@@ -106,6 +124,9 @@ int api_playback(struct web *w, const struct web_request *req, const char *arg,
 	int err = api_camera_window(w, req, arg, rep, &id, &t0, &t1);
 	if (err)
 		return err < 0 ? err : 0;
+	err = pb_audit(w, req, id, t0, t1);
+	if (err)
+		return err;
 	struct avs_plan plan = { .stg = w->ctx.stg, .camera = id, .t0 = t0, .t1 = t1,
 	                         .format = "mp4", .what = "playback" };
 	uint64_t size, frames, first, last;

@@ -2,6 +2,10 @@
  * api_recordings.c - GET /api/v1/health and /api/v1/cameras/{id}/ranges:
  * what the recorder is doing and what it has on disk.
  *
+ * /health answers anyone ({"status": "ok"}, for load balancers and
+ * monitors); its details (ingest totals, volumes) only an operator or an
+ * admin (or anyone with authentication off).
+ *
  * Ranges come from stg_ranges() over [from, to); what lies between them in
  * the window is reported as gaps, so that a timeline can be drawn from one
  * answer. The window is bounded (web_config.max_window_ms) and so is the
@@ -58,10 +62,13 @@ static json_t *api_volumes_json(struct web *w)
 int api_health(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep)
 {
-	(void)req;
 	(void)arg;
 	struct ingest_totals t;
 	memset(&t, 0, sizeof t);
+	if (!req->authenticated || !(WEB_ROLES_OPERATORS & WEB_ROLE_BIT(req->role))) {
+		rep->body = json_pack("{s:s}", "status", "ok");
+		return rep->body ? 0 : -ENOMEM;
+	}
 	if (w->ctx.ingest)
 		ingest_totals(w->ctx.ingest, &t);
 	json_t *vols = api_volumes_json(w);

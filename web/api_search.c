@@ -11,6 +11,8 @@
  * rest come sorted by distance (near) or by id (bbox), each with its ranges
  * and the footage it covers in the window (covered_ms). The window is
  * checked as for /ranges (api_window: at most web_config.max_window_ms).
+ * Every search that passed these checks is audited ("search", with its
+ * parameters) before it runs; without its audit entry it does not run.
  */
 #include <errno.h>
 #include <math.h>
@@ -82,6 +84,23 @@ static int api_search_scan(struct web *w, const struct api_filter *f, const stru
 	return 0;
 }
 
+/* The audit entry: the window and every query parameter as given. */
+static int api_search_audit(struct web *w, const struct web_request *req,
+                            const struct api_search *s)
+{
+	json_t *params = json_object();
+	for (int i = 0; params && i < req->query.count; i++)
+		if (json_object_set_new(params, req->query.params[i].key,
+		                        json_string(req->query.params[i].value)))
+			break;
+	json_t *d = params ? json_pack("{s:I, s:I, s:o}", "from_ms", (json_int_t)(s->t0 / 1000),
+	                               "to_ms", (json_int_t)(s->t1 / 1000), "query", params)
+	                   : NULL;
+	int err = d ? api_audit(w, req, "search", d, NULL) : -ENOMEM;
+	json_decref(d);
+	return err;
+}
+
 static int api_search_run(struct web *w, const struct api_filter *f, struct api_search *s)
 {
 	struct api_hit *hits = NULL;
@@ -111,7 +130,10 @@ int api_search(struct web *w, const struct web_request *req, const char *arg,
 		              " or bbox=minLon,minLat,maxLon,maxLat") ? -ENOMEM : 1;
 	if (r)
 		return r < 0 ? r : 0;
-	int err = -ENOMEM;
+	int err = api_search_audit(w, req, &s);
+	if (err)
+		return err;
+	err = -ENOMEM;
 	s.ranges = malloc(API_SEARCH_MAX_RANGES * sizeof *s.ranges);
 	s.list = json_array();
 	if (!s.ranges || !s.list)

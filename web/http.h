@@ -2,26 +2,38 @@
  * http.h - the investigator HTTP API (libmicrohttpd): JSON over GET,
  * versioned under /api/v1/ (see web/README.md for the endpoints).
  *
- * The server runs its own threads (an epoll thread pool); handlers only
- * read: the registry through an in-memory snapshot without credentials,
- * the ingest's live status and the storage engine's ranges and volume
- * statistics. There is no authentication yet: listen on localhost.
+ * The server runs its own threads (an epoll thread pool); handlers read
+ * the registry through an in-memory snapshot without credentials, the
+ * ingest's live status and the storage engine's ranges and volume
+ * statistics. Every route but /health needs a user (HTTP Basic, or a
+ * bearer token; nvr/users.h) with a role the route allows; searches,
+ * playback and failed logins go to the audit trail (nvr/audit.h).
+ *
+ * TLS: with a certificate and key (PEM text), `port` serves HTTPS only
+ * (libmicrohttpd with GnuTLS); `plain_port` adds a second, plain HTTP
+ * listener with the same routes. Without them `port` is plain HTTP.
  */
 #ifndef WEB_HTTP_H
 #define WEB_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "ingest.h"
 #include "registry.h"
 #include "storage.h"
+
+struct users;
 
 /* What the handlers read; owned by the caller, alive until web_stop(). */
 struct web_ctx {
 	struct stg *stg;
 	struct registry *reg;
 	struct ingest *ingest;          /* NULL: every camera reads "not_recording" */
+	struct users *users;            /* users and tokens; NULL: nobody logs in */
+	struct audit *audit;            /* the audit trail; NULL: nothing audited */
 };
 
 struct web_config {
@@ -32,6 +44,11 @@ struct web_config {
 	unsigned connection_timeout_s;  /* idle connections are closed [30] */
 	size_t connection_memory;       /* per-connection buffer bytes [64 KiB] */
 	int64_t max_window_ms;          /* longest /ranges window [7 days] */
+	bool auth_off;                  /* no authentication: every request acts
+	                                 * as "anonymous" with the admin role */
+	const char *tls_cert_pem;       /* NULL: plain HTTP; else HTTPS (needs tls_key_pem); */
+	const char *tls_key_pem;        /* both kept by the caller until web_stop() */
+	uint16_t plain_port;            /* with TLS: plain HTTP here too; 0 none */
 };
 
 struct web;

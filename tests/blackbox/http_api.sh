@@ -101,6 +101,34 @@ get bad.json "/cameras/1/ranges?from=$((now - 8 * 86400000))&to=$now" 400
 expect_param "/cameras/1/ranges?to=$now" 400 from "missing from not named"
 get bad.json "/cameras/999/ranges?from=$((now - 60000))&to=$now" 404
 
+# /metrics: the Prometheus text format, read by the reference parser.
+curl -s "${CURL_AUTH[@]}" -o metrics.txt -w '%{http_code}' "http://127.0.0.1:$HTTP_PORT/metrics" >code.txt || fail "curl /metrics"
+[[ $(cat code.txt) == 200 ]] || fail "/metrics answered $(cat code.txt)"
+get health2.json /health
+$PY - metrics.txt health2.json <<'PYEOF' || fail "/metrics does not match the API"
+import json, sys
+from prometheus_client.parser import text_string_to_metric_families
+fams = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+health = json.load(open(sys.argv[2]))
+def samples(name):
+    return fams[name].samples
+frames = {s.labels["camera"]: s.value for s in samples("nvr_camera_frames")}
+assert len(frames) == 6 and all(v > 0 for v in frames.values()), frames
+# /metrics was read before /health: every camera had recorded at most that many.
+assert sum(frames.values()) <= health["frames"], (sum(frames.values()), health["frames"])
+up = [s.value for s in samples("nvr_camera_streaming")]
+assert up == [1.0] * 6, up
+states = {s.labels["state"] for s in samples("nvr_camera_state")}
+assert states == {"streaming"}, states
+vols = [s for s in samples("nvr_volume_state")]
+assert len(vols) == len(health["volumes"]) and all(s.labels["state"] == "active" for s in vols)
+written = sum(s.value for s in samples("nvr_volume_bytes_written"))
+assert written <= sum(v["bytes_written"] for v in health["volumes"])
+ok = [s.value for s in samples("nvr_http_requests") if s.labels["code"] == "200"]
+assert ok and ok[0] >= 5, ok
+assert any(s.labels["code"] == "404" for s in samples("nvr_http_requests"))
+PYEOF
+
 # A camera with credentials added while nvrd runs: listed, secrets not.
 cat >cam7.csv <<'CSV'
 id,name,main_url,username,password,latitude,longitude,tags,site,district,enabled

@@ -31,7 +31,7 @@ done
 # fetch OUT PATH STATUS: GETs API/PATH into OUT, fails unless the status is STATUS.
 fetch() {
 	local code
-	code=$(curl -s -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
+	code=$(curl -s "${CURL_AUTH[@]}" -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
 	[[ $code == "$3" ]] || { head -c 300 "$1" >&2; fail "GET $2: status $code, expected $3"; }
 }
 
@@ -145,7 +145,8 @@ done < <(json vod.m3u8.json '"\n".join("%s %d" % (s["uri"], round(s["dur"] * 25)
 echo "VOD segments: $total frames in $nseg segments"
 
 # ffmpeg reads the playlist over HTTP and copies it into an MP4.
-ffmpeg -nostdin -v error -i "$API$vod" -c copy out.mp4 2>ffmpeg.log ||
+ffmpeg -nostdin -v error -headers "$AUTH_HEADER"$'\r\n' -i "$API$vod" -c copy out.mp4 \
+	2>ffmpeg.log ||
 	{ cat ffmpeg.log >&2; fail "ffmpeg could not copy the HLS playlist into out.mp4"; }
 read -r codec w h frames pdur < <(probe out.mp4)
 want=$((recorded_ms * 25 / 1000))
@@ -202,6 +203,18 @@ expect_param "/cameras/999/hls/segment.ts?start=$start&end=$((start + 4000000))"
 	"camera 999"
 expect_param "/cameras/1/hls.m3u8?to=$to" 400 from "VOD without from"
 fetch none.json "/cameras/1/hls.m3u8?from=$((now - 7200000))&to=$((now - 3600000))" 404
+
+# Playlist requests are audited as playback; segments are not, one by one.
+fetch audit.json "/audit?limit=1000" 200
+$PY - audit.json "$from" "$to" <<'PYEOF' || fail "HLS playlists not audited as playback"
+import json, sys
+e = [x for x in json.load(open(sys.argv[1]))["entries"] if x["action"] == "playback"]
+d = [x["detail"] for x in e]
+assert any(x.get("format") == "hls" and x.get("camera") == 1 and x.get("from_ms") == int(sys.argv[2])
+           and x.get("to_ms") == int(sys.argv[3]) for x in d), d
+assert any(x.get("format") == "hls" and x.get("live") for x in d), d
+assert len(d) <= 8, "%d playback entries: segments audited one by one?" % len(d)
+PYEOF
 
 # Nothing else was lost: both cameras still record.
 fetch health.json /health 200

@@ -2,21 +2,50 @@
 # camera simulator and the API, waiting until its cameras stream, and
 # fetching and reading JSON answers. Source after lib.bash, with SIM_PORT and
 # HTTP_PORT set; defines API, PY and pid (nvrd's, killed on exit).
+#
+# The API needs credentials: start_nvrd_api first creates an admin user
+# (API_USER, a random API_PASS) with nvrctl. Requests then carry
+# AUTH_HEADER, "Authorization: Basic ..." by default; set HTTP_AUTH=bearer
+# before start_nvrd_api to use an API token made with nvrctl instead.
+# CURL_AUTH holds the curl arguments that send AUTH_HEADER.
 # shellcheck shell=bash
 
 API=http://127.0.0.1:$HTTP_PORT/api/v1
 PY=/usr/bin/python3
+API_USER=tester
+API_PASS=$($PY -c 'import secrets; print(secrets.token_urlsafe(18))')
+HTTP_AUTH=${HTTP_AUTH:-basic}
+AUTH_HEADER="Authorization: Basic $(printf '%s:%s' "$API_USER" "$API_PASS" | base64 -w0)"
+CURL_AUTH=(-H "$AUTH_HEADER")
+
+# make_api_user: the admin user the requests authenticate as (and, with
+# HTTP_AUTH=bearer, a token of theirs), before nvrd starts; once per test,
+# so that nvrd can be started again on the same data directory.
+make_api_user() {
+	[[ -z ${API_USER_MADE:-} ]] || return 0
+	API_USER_MADE=1
+	mkdir -p data
+	printf '%s\n' "$API_PASS" |
+		expect_exit 0 useradd.out "$BIN/nvrctl" users add "$API_USER" --role admin --data data
+	if [[ $HTTP_AUTH == bearer ]]; then
+		"$BIN/nvrctl" tokens create --user "$API_USER" --label tests --data data \
+			>token.txt 2>token.err || { cat token.err >&2; fail "nvrctl tokens create"; }
+		AUTH_HEADER="Authorization: Bearer $(cat token.txt)"
+		CURL_AUTH=(-H "$AUTH_HEADER")
+	fi
+}
 
 # start_nvrd_api N: nvrd on a fresh data directory recording N simulated
 # cameras, log in nvrd.log; returns once the API answers and all N stream.
 start_nvrd_api() {
 	local n=$1 i
+	make_api_user
 	"$BIN/nvrd" --data data --simulate "$n" --sim-port "$SIM_PORT" --http-port "$HTTP_PORT" \
 		--volume-size 256M 2>nvrd.log &
 	pid=$!
 	trap 'kill -KILL $pid 2>/dev/null || true' EXIT
 	for ((i = 0; i < 100; i++)); do
-		if curl -s -o health.json "$API/health" 2>/dev/null &&
+		if curl -s "${CURL_AUTH[@]}" -o health.json "$API/health" 2>/dev/null &&
 		   [[ $(json health.json 'j["streaming"]') == "$n" ]]; then
 			return 0
 		fi
@@ -31,7 +60,7 @@ start_nvrd_api() {
 # status is STATUS (200) and the body is JSON.
 get() {
 	local code
-	code=$(curl -s -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
+	code=$(curl -s "${CURL_AUTH[@]}" -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
 	[[ $code == "${3:-200}" ]] || { cat "$1" >&2; fail "GET $2: status $code, expected ${3:-200}"; }
 	$PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "GET $2: not JSON"
 }

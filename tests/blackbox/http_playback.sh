@@ -26,7 +26,8 @@ done
 # fetch OUT PATH STATUS: GETs API/PATH into OUT, fails unless the status is STATUS.
 fetch() {
 	local code
-	code=$(curl -s -D "$1.headers" -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
+	code=$(curl -s "${CURL_AUTH[@]}" -D "$1.headers" -o "$1" -w '%{http_code}' "$API$2") ||
+		fail "curl $2 failed"
 	[[ $code == "$3" ]] || { head -c 300 "$1" >&2; fail "GET $2: status $code, expected $3"; }
 }
 
@@ -80,14 +81,15 @@ size=$(stat -c %s out1.mp4)
 [[ $(header out1.mp4.headers content-length) == "$size" ]] ||
 	fail "Content-Length $(header out1.mp4.headers content-length), body $size bytes"
 [[ $(header out1.mp4.headers accept-ranges) == bytes ]] || fail "no Accept-Ranges: bytes"
-curl -s -I "$API$url" >head.headers || fail "HEAD failed"
+curl -s "${CURL_AUTH[@]}" -I "$API$url" >head.headers || fail "HEAD failed"
 grep -q '^HTTP/1.1 200' head.headers || fail "HEAD: $(head -n 1 head.headers)"
 [[ $(header head.headers content-length) == "$size" ]] ||
 	fail "HEAD Content-Length $(header head.headers content-length), GET body $size"
 # range SPEC FIRST LAST: Range: bytes=SPEC answers 206 with bytes FIRST..LAST.
 range() {
 	local code
-	code=$(curl -s -D r.headers -o r.bin -w '%{http_code}' -H "Range: bytes=$1" "$API$url")
+	code=$(curl -s "${CURL_AUTH[@]}" -D r.headers -o r.bin -w '%{http_code}' \
+		-H "Range: bytes=$1" "$API$url")
 	[[ $code == 206 ]] || fail "Range $1: status $code"
 	[[ $(header r.headers content-range) == "bytes $2-$3/$size" ]] ||
 		fail "Range $1: Content-Range $(header r.headers content-range), want bytes $2-$3/$size"
@@ -103,24 +105,25 @@ range -500 $((size - 500)) $((size - 1))
 range "$((size - 10))-$((size + 1000))" $((size - 10)) $((size - 1))
 range 0- 0 $((size - 1))
 echo "camera 1: $size bytes, 6 ranges compared with the whole answer"
-code=$(curl -s -D r.headers -o r.bin -w '%{http_code}' -H "Range: bytes=$size-" "$API$url")
+code=$(curl -s "${CURL_AUTH[@]}" -D r.headers -o r.bin -w '%{http_code}' \
+	-H "Range: bytes=$size-" "$API$url")
 [[ $code == 416 ]] || fail "Range past the end: status $code, expected 416"
 [[ $(header r.headers content-range) == "bytes */$size" ]] || fail "416 without Content-Range"
-code=$(curl -s -o r.bin -w '%{http_code}' -H "Range: bytes=0-9, 20-29" "$API$url")
+code=$(curl -s "${CURL_AUTH[@]}" -o r.bin -w '%{http_code}' -H "Range: bytes=0-9, 20-29" "$API$url")
 [[ $code == 200 ]] && cmp -s r.bin out1.mp4 || fail "two ranges: status $code, not the whole body"
-code=$(curl -s -o r.bin -w '%{http_code}' -H "Range: pages=1-2" "$API$url")
+code=$(curl -s "${CURL_AUTH[@]}" -o r.bin -w '%{http_code}' -H "Range: pages=1-2" "$API$url")
 [[ $code == 200 ]] && cmp -s r.bin out1.mp4 || fail "unknown unit: status $code, not the whole body"
 
 # A client that goes away mid-stream: the request is freed, nvrd records on.
 from=$(json ranges1.json 'j["ranges"][0]["start_ms"]')
 to=$(json ranges1.json 'j["ranges"][-1]["end_ms"]')
 # A small receive window keeps most of the answer on the server's side.
-$PY - "$HTTP_PORT" "/api/v1/cameras/1/video.mp4?from=$from&to=$to" <<'PYEOF' ||
+$PY - "$HTTP_PORT" "/api/v1/cameras/1/video.mp4?from=$from&to=$to" "$AUTH_HEADER" <<'PYEOF' ||
 import socket, sys, time
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
 s.connect(("127.0.0.1", int(sys.argv[1])))
-s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % sys.argv[2]).encode())
+s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n\r\n" % (sys.argv[2], sys.argv[3])).encode())
 got = s.recv(2000)
 assert got.startswith(b"HTTP/1.1 200"), got[:100]
 time.sleep(0.5)

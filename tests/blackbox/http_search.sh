@@ -15,6 +15,7 @@ cd "$TEST_DIR"
 
 SIM_PORT=18661
 HTTP_PORT=18662
+HTTP_AUTH=bearer        # this test authenticates with an API token
 command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 # shellcheck source=tests/blackbox/http_lib.bash
 . "$BLACKBOX_DIR/http_lib.bash"

@@ -22,6 +22,7 @@
  * Return 0 on success or a negative errno (already reported on stderr). */
 int bench_storage_main(int argc, char **argv);
 int bench_ingest_main(int argc, char **argv);   /* bench_ingest.c */
+int bench_http_main(int argc, char **argv);     /* bench_http.c */
 
 /* ---- Synthetic cameras (bench_synth.c) ---------------------------------- */
 

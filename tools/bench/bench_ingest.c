@@ -5,9 +5,10 @@
  *
  * Steps, all with the real programs:
  *   1. a fixture at the chosen bitrate and frame rate (scripts/make-fixtures.sh);
- *   2. nvr-camsim serving N cameras from it over loopback, spread over
- *      several listening ports (one address pair has fewer than 30,000
- *      ephemeral ports);
+ *   2. nvr-camsim serving N cameras from it over loopback, one simulator
+ *      process per 12,000 cameras, each on its own port (one address pair
+ *      has fewer than 30,000 ephemeral ports, and one process may hold
+ *      only RLIMIT_NOFILE sockets);
  *   3. nvrd recording all N (registry filled with `nvrctl cameras import`,
  *      a fresh data directory with one volume). After a warm-up (every
  *      session up and streaming), its CPU time (utime+stime from
@@ -23,16 +24,14 @@
  * The last line holds every figure as key=value pairs.
  */
 #include "bench.h"
+#include "bench_proc.h"
 #include "bench_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +39,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define SESSIONS_PER_LISTENER 12000
-#define MAX_LISTENERS 16
+#define MAX_LISTENERS BENCH_MAX_LISTENERS
 #define BASE_PORT 18554
 
 struct ingest_opts {
@@ -58,110 +55,7 @@ struct proc_usage {
 	uint64_t peak_rss_kib;     /* VmHWM at the end */
 };
 
-/* ---- processes ----------------------------------------------------------- */
-
-/* Starts argv with stdout and stderr to files (NULL: /dev/null). */
-static pid_t spawn(char *const argv[], const char *out, const char *err)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, out ? out : "/dev/null",
-	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	posix_spawn_file_actions_addopen(&fa, 2, err ? err : "/dev/null",
-	                                 O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	pid_t pid;
-	int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	if (rc) {
-		fprintf(stderr, "ingest: cannot start %s: %s\n", argv[0], strerror(rc));
-		return -rc;
-	}
-	return pid;
-}
-
-static int wait_exit(pid_t pid)
-{
-	int status;
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -errno;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-static int run_cmd(char *const argv[], const char *log)
-{
-	pid_t pid = spawn(argv, log, log);
-	if (pid < 0)
-		return (int)pid;
-	int rc = wait_exit(pid);
-	if (rc)
-		fprintf(stderr, "ingest: %s exited %d (see %s)\n", argv[0], rc, log ? log : "-");
-	return rc ? -EIO : 0;
-}
-
-/* utime + stime of a process, in seconds. */
-static double proc_cpu_s(pid_t pid)
-{
-	char path[64], buf[2048];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');   /* the command name may hold spaces */
-	unsigned long ut = 0, st = 0;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-	                 &ut, &st) != 2)
-		return 0;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static uint64_t proc_status_kib(pid_t pid, const char *key)
-{
-	char path[64], line[256];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "r");
-	uint64_t v = 0;
-	size_t kl = strlen(key);
-	while (f && fgets(line, sizeof line, f))
-		if (!strncmp(line, key, kl) && line[kl] == ':')
-			v = strtoull(line + kl + 1, NULL, 10);
-	if (f)
-		fclose(f);
-	return v;
-}
-
 /* ---- the parts of the run ------------------------------------------------ */
-
-static void bin_path(char *out, size_t n, const char *name)
-{
-	char exe[PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-	exe[len > 0 ? len : 0] = '\0';
-	snprintf(out, n, "%s/%s", len > 0 ? dirname(exe) : ".", name);
-}
-
-/* Makes (or reuses) the fixture; its path goes to out. */
-static int make_fixture(const struct ingest_opts *o, char *out, size_t n)
-{
-	char script[PATH_MAX + 64], fixdir[PATH_MAX + 32], kbps[24], fps[24], log[PATH_MAX + 32];
-	bin_path(script, sizeof script, "../../scripts/make-fixtures.sh");
-	snprintf(fixdir, sizeof fixdir, "%s/fixtures", o->dir);
-	snprintf(kbps, sizeof kbps, "%" PRIu64, o->bitrate_kbps);
-	snprintf(fps, sizeof fps, "%" PRIu64, o->fps);
-	snprintf(log, sizeof log, "%s/fixture.log", o->dir);
-	const char *size = o->bitrate_kbps >= 1500 ? "1280x720" : "640x360";
-	char *argv[] = { script, fixdir, "20", kbps, fps, (char *)size, NULL };
-	int err = run_cmd(argv, log);
-	if (err)
-		return err;
-	if (snprintf(out, n, "%s/h264-20-%s-%s-%s.264", fixdir, kbps, fps, size) >= (int)n)
-		return -ENAMETOOLONG;
-	return access(out, R_OK) ? -errno : 0;
-}
 
 static uint32_t listener_count(const struct ingest_opts *o)
 {
@@ -169,10 +63,40 @@ static uint32_t listener_count(const struct ingest_opts *o)
 	return (uint32_t)(l < 1 ? 1 : l > MAX_LISTENERS ? MAX_LISTENERS : l);
 }
 
+/* Cameras go round the simulators: camera k is number (k-1)/L + 1 of
+ * simulator (k-1) % L. */
+static uint64_t sim_cameras(const struct ingest_opts *o, uint32_t l)
+{
+	return (o->cameras - 1 - l) / listener_count(o) + 1;
+}
+
 static void camera_url(const struct ingest_opts *o, uint64_t k, char *out, size_t n)
 {
-	uint32_t l = (uint32_t)((k - 1) % listener_count(o));
-	snprintf(out, n, "rtsp://127.0.0.1:%u/cam/%" PRIu64, BASE_PORT + l, k);
+	uint32_t count = listener_count(o);
+	uint32_t l = (uint32_t)((k - 1) % count);
+	snprintf(out, n, "rtsp://127.0.0.1:%u/cam/%" PRIu64, BASE_PORT + l, (k - 1) / count + 1);
+}
+
+/* One simulator process per listener, logs in DIR/simL/. */
+static int start_sims(const struct ingest_opts *o, const char *fixture, pid_t *pids)
+{
+	uint32_t count = listener_count(o);
+	for (uint32_t l = 0; l < count; l++) {
+		char dir[PATH_MAX];
+		snprintf(dir, sizeof dir, "%s/sim%u", o->dir, l);
+		int err = bench_mkdir(dir);
+		pids[l] = err ? err : bench_start_camsim(dir, sim_cameras(o, l), o->fps, fixture, 1,
+		                                         BASE_PORT + l);
+		if (pids[l] < 0) {
+			err = (int)pids[l];
+			while (l-- > 0) {
+				kill(pids[l], SIGTERM);
+				bench_wait_exit(pids[l]);
+			}
+			return err;
+		}
+	}
+	return 0;
 }
 
 static int write_cameras_csv(const struct ingest_opts *o, const char *path)
@@ -189,75 +113,12 @@ static int write_cameras_csv(const struct ingest_opts *o, const char *path)
 	return fclose(f) ? -errno : 0;
 }
 
-/* Starts the simulator and waits for its "ready" line. */
-static pid_t start_camsim(const struct ingest_opts *o, const char *fixture)
-{
-	char bin[PATH_MAX + 16], cams[24], fps[24], out[PATH_MAX + 32], err[PATH_MAX + 32];
-	char listen[MAX_LISTENERS][32];
-	char *argv[16 + 2 * MAX_LISTENERS];
-	int a = 0;
-	bin_path(bin, sizeof bin, "nvr-camsim");
-	snprintf(cams, sizeof cams, "%" PRIu64, o->cameras);
-	snprintf(fps, sizeof fps, "%" PRIu64, o->fps);
-	snprintf(out, sizeof out, "%s/camsim.out", o->dir);
-	snprintf(err, sizeof err, "%s/camsim.log", o->dir);
-	argv[a++] = bin;
-	argv[a++] = "--cameras"; argv[a++] = cams;
-	argv[a++] = "--fixture"; argv[a++] = (char *)fixture;
-	argv[a++] = "--fps"; argv[a++] = fps;
-	for (uint32_t l = 0; l < listener_count(o); l++) {
-		snprintf(listen[l], sizeof listen[l], "127.0.0.1:%u", BASE_PORT + l);
-		argv[a++] = "--listen";
-		argv[a++] = listen[l];
-	}
-	argv[a] = NULL;
-	pid_t pid = spawn(argv, out, err);
-	for (int i = 0; pid > 0 && i < 300; i++) {
-		char buf[256] = "";
-		FILE *f = fopen(out, "r");
-		if (f) {
-			if (!fgets(buf, sizeof buf, f))
-				buf[0] = '\0';
-			fclose(f);
-		}
-		if (!strncmp(buf, "ready", 5))
-			return pid;
-		if (waitpid(pid, NULL, WNOHANG) == pid) {
-			fprintf(stderr, "ingest: nvr-camsim exited early (see %s)\n", err);
-			return -EIO;
-		}
-		bench_sleep_ns(100000000);
-	}
-	if (pid > 0) {
-		fprintf(stderr, "ingest: nvr-camsim not ready after 30 s (see %s)\n", err);
-		kill(pid, SIGKILL);
-		wait_exit(pid);
-	}
-	return -ETIMEDOUT;
-}
-
-/* Value of `key` in the last line of `path` that contains `match`. */
-static double log_value(const char *path, const char *match, const char *key)
-{
-	FILE *f = fopen(path, "r");
-	char line[8192], last[8192] = "";
-	while (f && fgets(line, sizeof line, f))
-		if (strstr(line, match))
-			memcpy(last, line, sizeof last);
-	if (f)
-		fclose(f);
-	char pat[64];
-	snprintf(pat, sizeof pat, " %s=", key);
-	char *p = strstr(last, pat);
-	return p ? strtod(p + strlen(pat), NULL) : -1;
-}
-
 /* Waits until nvrd reports every camera streaming (or the warm-up ends). */
 static void wait_streaming(const struct ingest_opts *o, const char *log, pid_t pid)
 {
 	int64_t end = bench_now_ns() + (int64_t)o->warmup * 1000000000LL;
 	while (bench_now_ns() < end && waitpid(pid, NULL, WNOHANG) == 0) {
-		if (log_value(log, "event=status", "streaming") >= (double)o->cameras)
+		if (bench_log_value(log, "event=status", "streaming") >= (double)o->cameras)
 			break;
 		bench_sleep_ns(500000000);
 	}
@@ -272,8 +133,8 @@ static int run_recorder(const struct ingest_opts *o, struct recorder_result *r)
 {
 	char bin[PATH_MAX + 16], ctl[PATH_MAX + 16], data[PATH_MAX], csv[PATH_MAX + 16];
 	char log[PATH_MAX + 16], ilog[PATH_MAX + 16], vsize[32], loops[24];
-	bin_path(bin, sizeof bin, "nvrd");
-	bin_path(ctl, sizeof ctl, "nvrctl");
+	bench_bin_path(bin, sizeof bin, "nvrd");
+	bench_bin_path(ctl, sizeof ctl, "nvrctl");
 	snprintf(data, sizeof data, "%s/data", o->dir);
 	snprintf(csv, sizeof csv, "%s/cameras.csv", o->dir);
 	snprintf(log, sizeof log, "%s/nvrd.log", o->dir);
@@ -284,7 +145,7 @@ static int run_recorder(const struct ingest_opts *o, struct recorder_result *r)
 	/* The volume is zero-filled first, as an appliance's disks are at
 	 * installation: the ring's first pass then writes at full speed. */
 	char fmt[PATH_MAX + 16], vol[PATH_MAX + 16], flog[PATH_MAX + 16];
-	bin_path(fmt, sizeof fmt, "nvr-format");
+	bench_bin_path(fmt, sizeof fmt, "nvr-format");
 	snprintf(vol, sizeof vol, "%s/vol0", data);
 	snprintf(flog, sizeof flog, "%s/format.log", o->dir);
 	char *format[] = { fmt, "--zero", "--size", vsize, vol, NULL };
@@ -292,29 +153,29 @@ static int run_recorder(const struct ingest_opts *o, struct recorder_result *r)
 	if (!err)
 		err = write_cameras_csv(o, csv);
 	if (!err)
-		err = run_cmd(format, flog);
+		err = bench_run_cmd(format, flog);
 	char *imp[] = { ctl, "cameras", "import", csv, "--data", data, NULL };
 	if (!err)
-		err = run_cmd(imp, ilog);
+		err = bench_run_cmd(imp, ilog);
 	if (err)
 		return err;
 	char *argv[] = { bin, "--data", data, "--volumes", "1", "--volume-size", vsize,
 	                 "--loops", loops, "--simulate", "0", NULL };
-	pid_t pid = spawn(argv, NULL, log);
+	pid_t pid = bench_spawn(argv, NULL, log);
 	if (pid < 0)
 		return (int)pid;
 	wait_streaming(o, log, pid);
-	double c0 = proc_cpu_s(pid);
+	double c0 = bench_proc_cpu_s(pid);
 	bench_sleep_ns((int64_t)o->seconds * 1000000000LL);
-	r->use.cpu_s = proc_cpu_s(pid) - c0;
-	r->use.peak_rss_kib = proc_status_kib(pid, "VmHWM");
+	r->use.cpu_s = bench_proc_cpu_s(pid) - c0;
+	r->use.peak_rss_kib = bench_proc_status_kib(pid, "VmHWM");
 	kill(pid, SIGTERM);
-	int rc = wait_exit(pid);
-	r->lost = log_value(log, "phase=final", "frames_lost") +
-	          log_value(log, "phase=final", "dropped_frames");
-	r->written = log_value(log, "phase=final", "frames_written");
-	r->reconnects = log_value(log, "phase=final", "reconnects");
-	r->streaming = log_value(log, "phase=running", "streaming");
+	int rc = bench_wait_exit(pid);
+	r->lost = bench_log_value(log, "phase=final", "frames_lost") +
+	          bench_log_value(log, "phase=final", "dropped_frames");
+	r->written = bench_log_value(log, "phase=final", "frames_written");
+	r->reconnects = bench_log_value(log, "phase=final", "reconnects");
+	r->streaming = bench_log_value(log, "phase=running", "streaming");
 	if (rc) {
 		fprintf(stderr, "ingest: nvrd exited %d (see %s)\n", rc, log);
 		return -EIO;
@@ -340,7 +201,7 @@ static int run_peer(const struct ingest_opts *o, uint64_t k, struct proc_usage *
 		char *argv[] = { "ffmpeg", "-nostdin", "-loglevel", "error", "-rtsp_transport", "tcp",
 		                 "-i", url, "-c", "copy", "-f", "segment", "-segment_time", "60",
 		                 "-reset_timestamps", "1", out, NULL };
-		pid_t pid = spawn(argv, NULL, NULL);
+		pid_t pid = bench_spawn(argv, NULL, NULL);
 		if (pid < 0)
 			err = (int)pid;
 		else
@@ -350,19 +211,19 @@ static int run_peer(const struct ingest_opts *o, uint64_t k, struct proc_usage *
 		bench_sleep_ns(5000000000LL);   /* connect, probe the stream */
 		double c0 = 0, c1 = 0;
 		for (uint64_t i = 0; i < k; i++)
-			c0 += proc_cpu_s(pids[i]);
+			c0 += bench_proc_cpu_s(pids[i]);
 		bench_sleep_ns((int64_t)o->seconds * 1000000000LL);
 		*u = (struct proc_usage){ 0 };
 		for (uint64_t i = 0; i < k; i++) {
-			c1 += proc_cpu_s(pids[i]);
-			u->peak_rss_kib += proc_status_kib(pids[i], "VmHWM");
+			c1 += bench_proc_cpu_s(pids[i]);
+			u->peak_rss_kib += bench_proc_status_kib(pids[i], "VmHWM");
 		}
 		u->cpu_s = c1 - c0;
 	}
 	for (uint64_t i = 0; i < k; i++)
 		if (pids[i] > 0) {
 			kill(pids[i], SIGTERM);
-			wait_exit(pids[i]);
+			bench_wait_exit(pids[i]);
 		}
 	free(pids);
 	return err;
@@ -457,19 +318,21 @@ int bench_ingest_main(int argc, char **argv)
 		return err > 0 ? 0 : err;
 	raise_fd_limit();
 	char fixture[PATH_MAX + 64];
-	if ((err = bench_mkdir(o.dir)) || (err = make_fixture(&o, fixture, sizeof fixture)))
+	if ((err = bench_mkdir(o.dir)) || (err = bench_make_fixture(o.dir, o.bitrate_kbps, o.fps, fixture, sizeof fixture)))
 		return err;
-	pid_t sim = start_camsim(&o, fixture);
-	if (sim < 0)
-		return (int)sim;
+	pid_t sims[MAX_LISTENERS];
+	if ((err = start_sims(&o, fixture, sims)))
+		return err;
 	struct recorder_result r = { 0 };
 	struct proc_usage peer = { 0 };
 	uint64_t k = o.no_peer ? 0 : (o.peer_sample < o.cameras ? o.peer_sample : o.cameras);
 	err = run_recorder(&o, &r);
 	if (!err && k)
 		err = run_peer(&o, k, &peer);
-	kill(sim, SIGTERM);
-	wait_exit(sim);
+	for (uint32_t l = 0; l < listener_count(&o); l++) {
+		kill(sims[l], SIGTERM);
+		bench_wait_exit(sims[l]);
+	}
 	if (!err)
 		print_result(&o, &r, &peer, k);
 	return err;

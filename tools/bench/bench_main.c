@@ -24,6 +24,10 @@ static const struct subcommand subcommands[] = {
 	{ "ingest", bench_ingest_main,
 	  "record N simulated RTSP cameras with nvrd; CPU and memory per camera "
 	  "against one ffmpeg -c copy process per camera on the same streams" },
+	{ "http", bench_http_main,
+	  "the investigator API while recording: search latency over a city's "
+	  "cameras, playback time to first byte and frames lost under 100 "
+	  "clients, export throughput against a raw read" },
 };
 
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))

@@ -19,6 +19,9 @@ struct command {
 static const struct command commands[] = {
 	{ "cameras", cmd_cameras, "import, export, list, show or delete cameras" },
 	{ "frames", cmd_frames, "dump a camera's recorded frames (daemon stopped)" },
+	{ "users", cmd_users, "add, list, change or delete users of the HTTP API" },
+	{ "tokens", cmd_tokens, "create, list or revoke API tokens" },
+	{ "audit", cmd_audit, "list the audit trail or verify its hash chain" },
 };
 
 static void usage(FILE *f)

@@ -4,7 +4,8 @@
  * own options (argv[0] is the command name).
  *
  * Every command works on a data directory (--data DIR, default ./nvr-data):
- * DIR/registry is the camera registry, DIR/index and DIR/vol* the storage.
+ * DIR/registry is the camera registry, DIR/index and DIR/vol* the storage,
+ * DIR/users the API's users and tokens, DIR/audit the audit trail.
  */
 #ifndef NVRCTL_H
 #define NVRCTL_H
@@ -14,5 +15,14 @@ int cmd_cameras(int argc, char **argv);
 
 /* `nvrctl frames --camera ID ...`: dumps recorded frames (daemon stopped). */
 int cmd_frames(int argc, char **argv);
+
+/* `nvrctl users add|list|passwd|role|enable|disable|delete ...` (cmd_users.c) */
+int cmd_users(int argc, char **argv);
+
+/* `nvrctl tokens create|list|revoke ...` (cmd_users.c) */
+int cmd_tokens(int argc, char **argv);
+
+/* `nvrctl audit list|verify ...` (cmd_audit.c) */
+int cmd_audit(int argc, char **argv);
 
 #endif

@@ -1,0 +1,303 @@
+/*
+ * api_metrics.c - GET /metrics: the recorder's state in the Prometheus text
+ * exposition format (version 0.0.4), for the operators' monitoring.
+ *
+ * What is exported: per camera its ingest state, bitrate, frame rate,
+ * frames recorded, lost and dropped, reconnects; per volume bytes written,
+ * write errors, state, free and total segments, age of its oldest footage;
+ * the index size; HTTP answers by status code. Camera labels are the id
+ * only (names may change and would multiply series).
+ *
+ * With 30,000 cameras the answer is several megabytes, so it is streamed
+ * (libmicrohttpd reader callback) and never built whole: the camera ids are
+ * copied from the registry snapshot when the request starts, then each call
+ * of mx_read renders the next few cameras' lines into a small buffer. The
+ * header lines (volumes, index, HTTP) are rendered first, the same way.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "log.h"
+
+#define MX_BUF (64u << 10)
+#define MX_CAMERA_LINE_MAX 1024     /* one camera's lines are shorter */
+#define MX_VOLUMES_MAX 64
+
+/* The per-camera metric families, rendered family by family. */
+enum mx_family {
+	MX_CAM_UP, MX_CAM_STATE, MX_CAM_BITRATE, MX_CAM_FPS, MX_CAM_FRAMES,
+	MX_CAM_LOST, MX_CAM_DROPPED, MX_CAM_RECONNECTS, MX_CAM_FAMILIES,
+};
+
+static const struct {
+	const char *name, *type, *help;
+} mx_camera_families[MX_CAM_FAMILIES] = {
+	[MX_CAM_UP] = { "nvr_camera_streaming", "gauge", "1 while the camera streams, else 0" },
+	[MX_CAM_STATE] = { "nvr_camera_state", "gauge", "ingest state (label state), value 1" },
+	[MX_CAM_BITRATE] = { "nvr_camera_bitrate_kbps", "gauge", "received bitrate over the last seconds" },
+	[MX_CAM_FPS] = { "nvr_camera_fps", "gauge", "frames per second over the last seconds" },
+	[MX_CAM_FRAMES] = { "nvr_camera_frames_total", "counter", "frames handed to storage" },
+	[MX_CAM_LOST] = { "nvr_camera_lost_frames_total", "counter", "frames discarded by the depacketizer (gaps, corruption)" },
+	[MX_CAM_DROPPED] = { "nvr_camera_dropped_frames_total", "counter", "frames dropped by storage back-pressure" },
+	[MX_CAM_RECONNECTS] = { "nvr_camera_reconnects_total", "counter", "reconnections since the daemon started" },
+};
+
+struct mx_req {
+	struct web *w;
+	uint32_t *ids;
+	size_t count;
+	size_t family, next;            /* cursor: family, then camera index */
+	bool header_done;
+	char *buf;
+	size_t len, off;
+};
+
+static void mx_printf(struct mx_req *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Appends to the buffer; the callers keep MX_CAMERA_LINE_MAX of room, and
+ * the header is sized below MX_BUF, so truncation cannot happen silently:
+ * it is logged and the line dropped. */
+static void mx_printf(struct mx_req *m, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(m->buf + m->len, MX_BUF - m->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= MX_BUF - m->len) {
+		nvr_log("warn", "web", "event=metrics_line_dropped");
+		m->buf[m->len] = '\0';
+		return;
+	}
+	m->len += (size_t)n;
+}
+
+static void mx_family(struct mx_req *m, const char *name, const char *type, const char *help)
+{
+	mx_printf(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static const char *mx_volume_state(enum stg_volume_state s)
+{
+	switch (s) {
+	case STG_VOL_ACTIVE: return "active";
+	case STG_VOL_FAILED: return "failed";
+	case STG_VOL_REFUSED: return "refused";
+	}
+	return "unknown";
+}
+
+/* A label value: backslash, double quote and newline escaped. */
+static void mx_escape(const char *in, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (; *in && o + 3 < outsz; in++) {
+		if (*in == '\\' || *in == '"') {
+			out[o++] = '\\';
+			out[o++] = *in;
+		} else if (*in == '\n') {
+			out[o++] = '\\';
+			out[o++] = 'n';
+		} else {
+			out[o++] = *in;
+		}
+	}
+	out[o] = '\0';
+}
+
+static int64_t mx_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void mx_volumes(struct mx_req *m)
+{
+	static __thread struct stg_volume_stats vs[MX_VOLUMES_MAX];
+	int n = stg_volume_stats(m->w->ctx.stg, vs, MX_VOLUMES_MAX);
+	if (n > MX_VOLUMES_MAX)
+		n = MX_VOLUMES_MAX;
+	int64_t now = mx_now_us();
+	static const struct { const char *name, *type, *help; } fam[] = {
+		{ "nvr_volume_bytes_written_total", "counter", "bytes written to the volume" },
+		{ "nvr_volume_write_errors_total", "counter", "failed writes" },
+		{ "nvr_volume_state", "gauge", "volume state (label state), value 1" },
+		{ "nvr_volume_segments_free", "gauge", "segments ready to be written" },
+		{ "nvr_volume_segments_total", "gauge", "segments of the volume" },
+		{ "nvr_volume_oldest_footage_age_seconds", "gauge", "age of the oldest footage still on the volume" },
+	};
+	for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+		mx_family(m, fam[f].name, fam[f].type, fam[f].help);
+		for (int i = 0; i < n; i++) {
+			const struct stg_volume_stats *v = &vs[i];
+			char path[2 * sizeof v->path], label[sizeof path + 32];
+			mx_escape(v->path, path, sizeof path);
+			snprintf(label, sizeof label, "volume=\"%d\",path=\"%s\"", i, path);
+			switch (f) {
+			case 0: mx_printf(m, "%s{%s} %" PRIu64 "\n", fam[f].name, label, v->bytes_written); break;
+			case 1: mx_printf(m, "%s{%s} %" PRIu64 "\n", fam[f].name, label, v->write_errors); break;
+			case 2: mx_printf(m, "%s{%s,state=\"%s\"} 1\n", fam[f].name, label, mx_volume_state(v->state)); break;
+			case 3: mx_printf(m, "%s{%s} %" PRIu32 "\n", fam[f].name, label, v->segments_free); break;
+			case 4: mx_printf(m, "%s{%s} %" PRIu32 "\n", fam[f].name, label, v->segments_total); break;
+			case 5:
+				if (v->oldest_us)
+					mx_printf(m, "%s{%s} %.3f\n", fam[f].name, label,
+					          (double)(now - v->oldest_us) / 1e6);
+				break;
+			}
+		}
+	}
+}
+
+static void mx_header(struct mx_req *m)
+{
+	mx_volumes(m);
+	struct stg_index_stats is;
+	if (stg_index_stats(m->w->ctx.stg, &is) == 0) {
+		mx_family(m, "nvr_index_bytes", "gauge", "bytes of index pages in use");
+		mx_printf(m, "nvr_index_bytes %" PRIu64 "\n", is.bytes);
+		mx_family(m, "nvr_index_map_bytes", "gauge", "size of the index map");
+		mx_printf(m, "nvr_index_map_bytes %" PRIu64 "\n", is.map_size);
+		mx_family(m, "nvr_index_ranges", "gauge", "recorded ranges in the index");
+		mx_printf(m, "nvr_index_ranges %" PRIu64 "\n", is.ranges);
+	}
+	struct web_http_counts hc;
+	web_http_counts(m->w, &hc);
+	mx_family(m, "nvr_http_requests_total", "counter", "HTTP answers by status code");
+	for (size_t i = 0; i < hc.n; i++)
+		mx_printf(m, "nvr_http_requests_total{code=\"%u\"} %" PRIu64 "\n", hc.code[i], hc.count[i]);
+	struct ingest_totals t;
+	memset(&t, 0, sizeof t);
+	if (m->w->ctx.ingest)
+		ingest_totals(m->w->ctx.ingest, &t);
+	mx_family(m, "nvr_cameras", "gauge", "cameras the ingest knows");
+	mx_printf(m, "nvr_cameras %" PRIu32 "\n", t.cameras);
+	mx_family(m, "nvr_cameras_streaming", "gauge", "cameras streaming now");
+	mx_printf(m, "nvr_cameras_streaming %" PRIu32 "\n", t.streaming);
+}
+
+static void mx_camera_line(struct mx_req *m, uint32_t id)
+{
+	struct ingest_camera_status st;
+	memset(&st, 0, sizeof st);
+	bool known = m->w->ctx.ingest && ingest_status(m->w->ctx.ingest, id, &st) == 0;
+	const char *name = mx_camera_families[m->family].name;
+	switch ((enum mx_family)m->family) {
+	case MX_CAM_UP:
+		mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %d\n", name, id,
+		          known && st.state == INGEST_STREAMING);
+		break;
+	case MX_CAM_STATE:
+		mx_printf(m, "%s{camera=\"%" PRIu32 "\",state=\"%s\"} 1\n", name, id,
+		          known ? ingest_state_name(st.state) : "not_recording");
+		break;
+	case MX_CAM_BITRATE: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %.1f\n", name, id, st.bitrate_kbps); break;
+	case MX_CAM_FPS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %.2f\n", name, id, st.fps); break;
+	case MX_CAM_FRAMES: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames); break;
+	case MX_CAM_LOST: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames_lost); break;
+	case MX_CAM_DROPPED: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames_dropped); break;
+	case MX_CAM_RECONNECTS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.reconnects); break;
+	case MX_CAM_FAMILIES: break;
+	}
+}
+
+/* Renders more lines into the (drained) buffer; false at the end. */
+static bool mx_fill(struct mx_req *m)
+{
+	m->len = m->off = 0;
+	if (!m->header_done) {
+		mx_header(m);
+		m->header_done = true;
+		return true;
+	}
+	while (m->family < MX_CAM_FAMILIES && m->len + MX_CAMERA_LINE_MAX < MX_BUF) {
+		if (m->next == 0) {
+			mx_family(m, mx_camera_families[m->family].name,
+			          mx_camera_families[m->family].type,
+			          mx_camera_families[m->family].help);
+		}
+		if (m->next < m->count) {
+			mx_camera_line(m, m->ids[m->next++]);
+			continue;
+		}
+		m->family++;
+		m->next = 0;
+	}
+	return m->len > 0;
+}
+
+static ssize_t mx_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+	(void)pos;
+	struct mx_req *m = cls;
+	if (m->off == m->len && !mx_fill(m))
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	size_t n = m->len - m->off;
+	if (n > max)
+		n = max;
+	memcpy(out, m->buf + m->off, n);
+	m->off += n;
+	return (ssize_t)n;
+}
+
+static void mx_free(void *cls)
+{
+	struct mx_req *m = cls;
+	free(m->ids);
+	free(m->buf);
+	free(m);
+}
+
+/* Copies the camera ids so that no lock is held while the client reads. */
+static int mx_copy_ids(struct mx_req *m)
+{
+	int err = api_snapshot_acquire(m->w);
+	if (err)
+		return err;
+	m->count = m->w->snap.count;
+	m->ids = malloc((m->count ? m->count : 1) * sizeof *m->ids);
+	if (m->ids)
+		for (size_t i = 0; i < m->count; i++)
+			m->ids[i] = m->w->snap.cams[i].id;
+	api_snapshot_release(m->w);
+	return m->ids ? 0 : -ENOMEM;
+}
+
+int api_metrics(struct web *w, const struct web_request *req, const char *arg,
+                struct web_reply *rep)
+{
+	(void)req;
+	(void)arg;
+	struct mx_req *m = calloc(1, sizeof *m);
+	int err = -ENOMEM;
+	if (!m)
+		return err;
+	m->w = w;
+	m->buf = malloc(MX_BUF);
+	if (!m->buf)
+		goto fail;
+	err = mx_copy_ids(m);
+	if (err)
+		goto fail;
+	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, MX_BUF,
+	                                                           mx_read, m, mx_free);
+	if (!r) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	rep->response = r;
+	rep->status = 200;
+	return 0;
+fail:
+	mx_free(m);
+	return err;
+}
