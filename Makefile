@@ -12,7 +12,7 @@
 CC      ?= cc
 BUILD   ?= build
 PKGS    := liburing lmdb libzstd libxxhash jansson libavformat libavcodec libavutil libmicrohttpd \
-           libsodium inih
+           libsodium inih libcrypto
 CFLAGS  ?= -O2 -g
 # Flags every build needs; CFLAGS stays free for the caller (make asan sets it).
 NVR_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -MMD -MP -Istorage -Invr -Iweb \
@@ -43,6 +43,7 @@ nvrctl_SRC     := $(wildcard tools/nvrctl/*.c)
 nvr-camsim_SRC := $(wildcard tools/camsim/*.c)
 nvrd_SRC       := nvr/nvrd.c
 nvr-bench_LIBS := $(shell pkg-config --libs libcurl)
+nvrctl_LIBS    := $(shell pkg-config --libs libcurl)
 $(foreach p,$(PROGRAMS),$(eval $(p)_OBJ := $$($(p)_SRC:%.c=$$(BUILD)/obj/%.o)))
 
 BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
@@ -63,8 +64,10 @@ FUZZ_SECONDS ?= 60
 all: $(BINS) $(FIXTURES) $(HELPER_BINS)
 
 # Video files of the camera simulator (nvrd's demo, tests): made with ffmpeg.
-$(FIXTURES): scripts/make-fixtures.sh
-	scripts/make-fixtures.sh $(dir $@) >/dev/null && touch $@
+# The demo's lighter pair (384 kbit/s) is what nvrd's simulated cameras stream.
+$(FIXTURES): scripts/make-fixtures.sh Makefile
+	scripts/make-fixtures.sh $(dir $@) >/dev/null
+	scripts/make-fixtures.sh $(dir $@) 10 384 >/dev/null && touch $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -45,7 +45,10 @@
  * jitter, where cap = backoff_min_ms << n, bounded by backoff_max_ms, and n
  * counts the sessions in a row that recorded no frame (a session that
  * recorded frames counts as n = 1). A file therefore loops with a gap
- * between passes; each new session counts one reconnect.
+ * between passes; each new session counts one reconnect. Every session
+ * that ended with an error (not the end of a paced file) is remembered as
+ * a failure (repeat failures, ingest.h); the source's failure lines go
+ * through its own log limiter (log.h).
  *
  * Credentials live only in the source's copy of the camera record and in
  * the open-time URL buffer. URLs in logs and in last_error have their
@@ -111,6 +114,8 @@ struct avs_source {
 	int64_t streaming_since_us;  /* wall clock */
 	int64_t stream_start_us;     /* monotonic */
 	struct avs_rate_bucket rate[AVS_RATE_SECS];
+	struct ingest_failures fails; /* recent failure times (repeat failures) */
+	struct nvr_log_limit log_limit; /* this source's lines about failures */
 };
 
 struct avsource_pool {
@@ -143,6 +148,7 @@ struct avs_session {
 	int64_t base_wall_us, base_mono_us;
 	uint64_t frames;             /* put in this session */
 	bool warned_refusal;
+	bool looped;                 /* a paced source (a file) reached its end */
 	char err[160];
 };
 
@@ -437,6 +443,7 @@ static void avs_fail(struct avs_session *ss, const char *what, int averr)
 {
 	struct avs_source *s = ss->s;
 	if (averr == AVERROR_EOF) {
+		ss->looped = ss->paced;
 		avs_errf(ss, "end of input: %s", s->url_log);
 	} else if (averr == AVERROR_EXIT && !atomic_load(&s->stop)) {
 		avs_errf(ss, "%s: no data for %u ms: %s", what, s->pool->cfg.timeout_ms,
@@ -638,8 +645,8 @@ static bool avs_put(struct avs_session *ss, const AVPacket *pkt)
 	int err = pkt->size > 0 ? stg_put_frame(s->cam, &f) : -EINVAL;
 	if (err && !ss->warned_refusal) {
 		ss->warned_refusal = true;
-		nvr_log("warn", "avsource", "event=frame_refused camera=%u size=%d error=\"%s\"",
-		        s->rec.id, pkt->size, stg_strerror(err));
+		nvr_log_limited(&s->log_limit, "warn", "avsource", "event=frame_refused camera=%u"
+		                " size=%d error=\"%s\"", s->rec.id, pkt->size, stg_strerror(err));
 	}
 	if (!err)
 		s->last_time_us = t;
@@ -754,9 +761,11 @@ static void avs_release(struct avsource_pool *p, struct avs_source *s,
 	uint64_t delay = avs_backoff_ms(p, s->failures);
 	snprintf(s->last_error, sizeof s->last_error, "%s", ss->err);
 	s->state = INGEST_BACKOFF;
-	nvr_log("info", "avsource", "event=source_down camera=%u frames=%llu "
-	        "error=\"%s\" retry_ms=%llu", s->rec.id, (unsigned long long)ss->frames,
-	        ss->err, (unsigned long long)delay);
+	if (!ss->looped)
+		ingest_failures_note(&s->fails, nvr_now_us());
+	nvr_log_limited(&s->log_limit, "info", "avsource", "event=source_down camera=%u frames=%llu "
+	                "error=\"%s\" retry_ms=%llu", s->rec.id, (unsigned long long)ss->frames,
+	                ss->err, (unsigned long long)delay);
 	avs_enqueue(p, s, nvr_mono_us() + (int64_t)delay * 1000);
 }
 
@@ -939,6 +948,8 @@ static void avs_fill_status(struct avsource_pool *p, const struct avs_source *s,
 		out->frames_dropped += st.dropped_frames;
 	out->reconnects = s->reconnects;
 	out->streaming_since_us = s->state == INGEST_STREAMING ? s->streaming_since_us : 0;
+	out->failures_24h = ingest_failures_within(&s->fails, nvr_now_us(), INGEST_REPEAT_WINDOW_US,
+	                                           &out->last_failure_us);
 }
 
 int avsource_status(struct avsource_pool *p, uint32_t id,
@@ -964,6 +975,8 @@ void avsource_totals(struct avsource_pool *p, struct ingest_totals *out)
 		avs_fill_status(p, s, now, &st);
 		out->cameras++;
 		out->streaming += st.state == INGEST_STREAMING;
+		out->backoff += st.state == INGEST_BACKOFF;
+		out->repeat_failures += ingest_is_repeat_failure(&st);
 		out->frames += st.frames;
 		out->bytes += st.bytes;
 		out->frames_lost += st.frames_lost;

@@ -141,9 +141,12 @@ const struct config_option config_options[] = {
 	     CONFIG_HTTP, "buffer memory of one HTTP connection"),
 
 	PATH("exports", "dir", exports_dir, "", "exports-dir", CONFIG_RESTART,
-	     "directory of exported footage (needs the export module)"),
-	SIZE("exports", "quota", exports_quota, "0", 0, 1024 * TIB, "exports-quota",
-	     CONFIG_RESTART, "bytes the exports may take; 0 for no limit"),
+	     "directory of evidence exports, outside the ring; empty: DATA_DIR/exports"),
+	SIZE("exports", "quota", exports_quota, "10G", 0, 1024 * TIB, "exports-quota",
+	     CONFIG_RESTART, "bytes the exports may take; a job that would not fit is refused "
+	     "before it starts; 0 for no limit"),
+	UINT("exports", "workers", export_workers, "1", 1, 8, "export-workers", CONFIG_RESTART,
+	     "export jobs run at once"),
 
 	INT64("demo", "simulate", simulate, "-1", -1, 100000, "simulate", CONFIG_RESTART,
 	      "cameras of the built-in simulator; 0 none; -1: 16 when the registry is empty"),
@@ -182,7 +185,7 @@ static const struct section config_sections[] = {
 	  "HTTPS only; plain_http_port adds a plain HTTP port." },
 	{ "auth", SEC_SINGLE, "Authentication of API users." },
 	{ "limits", SEC_SINGLE, "Bounds on what HTTP clients may ask and hold." },
-	{ "exports", SEC_SINGLE, "Exported footage (applied by the export module)." },
+	{ "exports", SEC_SINGLE, "Evidence exports: an MP4 per camera and a manifest, outside the ring." },
 	{ "demo", SEC_SINGLE, "The built-in camera simulator." },
 	{ "daemon", SEC_SINGLE, "The daemon itself." },
 	{ "camera", SEC_CAMERA, "`[camera ID]`, repeated: static cameras, merged into the "

@@ -123,6 +123,7 @@ struct nvr_config {
 	/* [exports] */
 	char *exports_dir;
 	uint64_t exports_quota;
+	uint64_t export_workers;
 	/* [demo] */
 	int64_t simulate;          /* -1: automatic */
 	uint64_t sim_port;

@@ -31,8 +31,7 @@ static struct option *build_options(void)
 		const struct config_option *o = &config_options[i];
 		if (!o->cli)
 			continue;
-		v[n++] = (struct option){ o->cli, o->type == CONFIG_BOOL ? optional_argument :
-		                          required_argument, NULL, OPT_ROW + (int)i };
+		v[n++] = (struct option){ o->cli, required_argument, NULL, OPT_ROW + (int)i };
 	}
 	return v;
 }
@@ -161,7 +160,7 @@ void cfgargs_usage(FILE *to)
 		char name[64];
 		if (!o->cli)
 			continue;
-		snprintf(name, sizeof name, "--%s%s", o->cli, o->type == CONFIG_BOOL ? "[=BOOL]" :
+		snprintf(name, sizeof name, "--%s%s", o->cli, o->type == CONFIG_BOOL ? " on|off" :
 		         " VALUE");
 		fprintf(to, "  %-23s %s.%s [%s]\n  %-23s %s\n", name, o->section, o->key,
 		        o->def[0] ? o->def : "empty", "", o->doc);

@@ -44,6 +44,33 @@ const char *ingest_state_name(enum ingest_state s)
 	return "unknown";
 }
 
+void ingest_failures_note(struct ingest_failures *f, int64_t now_us)
+{
+	f->at_us[f->next] = now_us;
+	f->next = (f->next + 1) % INGEST_FAILURE_RING;
+	if (f->count < INGEST_FAILURE_RING)
+		f->count++;
+}
+
+uint32_t ingest_failures_within(const struct ingest_failures *f, int64_t now_us,
+                                int64_t window_us, int64_t *last_us)
+{
+	uint32_t n = 0;
+	*last_us = 0;
+	for (uint32_t i = 0; i < f->count; i++) {
+		int64_t t = f->at_us[(f->next + INGEST_FAILURE_RING - 1 - i) % INGEST_FAILURE_RING];
+		if (i == 0)
+			*last_us = t;
+		n += t >= now_us - window_us;
+	}
+	return n;
+}
+
+bool ingest_is_repeat_failure(const struct ingest_camera_status *st)
+{
+	return st->failures_24h >= INGEST_REPEAT_FAILURES;
+}
+
 void ingest_config_defaults(struct ingest_config *c)
 {
 	if (!c->loops)

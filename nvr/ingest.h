@@ -72,7 +72,37 @@ struct ingest_camera_status {
 	uint64_t reconnects;
 	int64_t streaming_since_us; /* wall clock; 0 when not streaming (uptime) */
 	bool rtcp_clock;          /* frame times come from RTCP sender reports */
+	uint32_t failures_24h;    /* failures within INGEST_REPEAT_WINDOW_US (at
+	                           * most INGEST_FAILURE_RING are remembered) */
+	int64_t last_failure_us;  /* wall clock of the last failure; 0 never */
 };
+
+/*
+ * Repeat failures: the maintenance crew's list. Every failure of a camera
+ * (an RTSP session that failed, a libavformat session that ended with an
+ * error; not a removal, not the end of a file that loops) is remembered
+ * with its wall-clock time in a small ring per camera. A camera with
+ * INGEST_REPEAT_FAILURES or more failures within INGEST_REPEAT_WINDOW_US
+ * is a repeat failure. These constants are the only place to change it.
+ */
+#define INGEST_FAILURE_RING 16
+#define INGEST_REPEAT_FAILURES 3
+#define INGEST_REPEAT_WINDOW_US (24LL * 3600 * 1000000)
+
+struct ingest_failures {
+	int64_t at_us[INGEST_FAILURE_RING];   /* wall clock, oldest overwritten */
+	uint32_t next;                        /* slot of the next failure */
+	uint32_t count;                       /* remembered, <= INGEST_FAILURE_RING */
+};
+
+/* Remembers a failure at now_us (wall clock). */
+void ingest_failures_note(struct ingest_failures *f, int64_t now_us);
+/* Failures remembered at or after now_us - window_us; the last one's time
+ * (0 when none) in *last_us. */
+uint32_t ingest_failures_within(const struct ingest_failures *f, int64_t now_us,
+                                int64_t window_us, int64_t *last_us);
+/* Whether a status counts as a repeat failure. */
+bool ingest_is_repeat_failure(const struct ingest_camera_status *st);
 
 struct ingest;
 
@@ -94,6 +124,8 @@ int ingest_status(struct ingest *in, uint32_t id, struct ingest_camera_status *o
 /* Sums over all cameras (for status lines and benchmarks). */
 struct ingest_totals {
 	uint32_t cameras, streaming;
+	uint32_t backoff;             /* cameras waiting to retry after a failure */
+	uint32_t repeat_failures;     /* cameras with ingest_is_repeat_failure */
 	uint64_t frames, bytes, frames_lost, frames_dropped, reconnects;
 };
 void ingest_totals(struct ingest *in, struct ingest_totals *out);

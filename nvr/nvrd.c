@@ -53,6 +53,8 @@
 #include "config.h"
 #include "config_args.h"
 #include "config_cameras.h"
+#include "export.h"
+#include "retention_cfg.h"
 #include "audit.h"
 #include "demo_login.h"
 #include "users.h"
@@ -66,7 +68,7 @@
 
 #define STATUS_EVERY_US 5000000LL
 #define SYNC_EVERY_US 1000000LL
-#define DEFAULT_SIMULATED 16
+#define DEFAULT_SIMULATED 200
 #define SIMULATE_AUTO (-1)
 #define PEM_MAX (1 << 20)
 
@@ -83,6 +85,8 @@ struct daemon {
 	struct web_ctx web_ctx;
 	struct users *users;
 	struct audit *audit;
+	uint64_t class_generation;          /* registry generation of the camera classes */
+	struct export_engine *exports;      /* NULL: export endpoints answer 503 */
 	char *tls_cert_pem, *tls_key_pem;   /* alive while web runs */
 	struct ingest_totals last_totals;   /* kept for the final status line */
 	int64_t start_mono_us;
@@ -135,6 +139,26 @@ static int prepare_volumes(struct daemon *d)
 	return err;
 }
 
+/* The [class NAME] sections into the engine, which keeps them in its index. */
+static int apply_classes(struct daemon *d)
+{
+	const int64_t day_us = 86400LL * 1000000;
+	for (int i = 0; i < d->cfg.class_count; i++) {
+		const struct config_class *k = &d->cfg.cls[i];
+		struct stg_class sc = { .min_us = (int64_t)k->min_days * day_us,
+		                        .max_us = (int64_t)k->max_days * day_us,
+		                        .share_pct = (uint32_t)k->share };
+		snprintf(sc.name, sizeof sc.name, "%s", k->name);
+		int err = stg_class_set(d->stg, &sc);
+		if (err) {
+			nvr_log("error", "nvrd", "event=retention_class_refused class=%s error=\"%s\"",
+			        k->name, stg_strerror(err));
+			return err;
+		}
+	}
+	return 0;
+}
+
 static int open_storage_and_registry(struct daemon *d)
 {
 	const struct nvr_config *c = &d->cfg;
@@ -152,6 +176,8 @@ static int open_storage_and_registry(struct daemon *d)
 	                         .writer_threads = (uint32_t)c->writer_threads };
 	if (!err)
 		err = datadir_open_storage(&d->dir, &sc, &d->stg);
+	if (!err)
+		err = apply_classes(d);
 	if (err)
 		return err;
 	err = registry_open(d->dir.registry, &d->reg);
@@ -254,6 +280,8 @@ static int start_ingest(struct daemon *d)
 		nvr_log("error", "nvrd", "event=ingest_start_failed error=\"%s\"", strerror(-err));
 		return err;
 	}
+	if (retention_sync_cameras(d->stg, d->reg, &d->class_generation) < 0)
+		nvr_log("warn", "nvrd", "event=camera_classes_not_set");
 	err = camsync_init(d->reg, d->ingest, &d->sync);
 	if (!err)
 		err = camsync_poll(d->sync) < 0 ? -EIO : 0;
@@ -318,6 +346,19 @@ static void log_auth_off(struct daemon *d)
 	json_decref(j);
 }
 
+/* Evidence exports (web/export.h); without them the export endpoints
+ * answer 503 and the daemon records on (export_open logged why). */
+static void open_exports(struct daemon *d)
+{
+	char dir[PATH_MAX + 16];
+	snprintf(dir, sizeof dir, "%s/exports", d->dir.path);
+	struct export_config ec = { .dir = d->cfg.exports_dir[0] ? d->cfg.exports_dir : dir,
+	                            .quota_bytes = d->cfg.exports_quota,
+	                            .workers = (unsigned)d->cfg.export_workers };
+	if (export_open(&ec, d->stg, &d->exports))
+		nvr_log("error", "nvrd", "event=exports_disabled reason=open_failed");
+}
+
 /* A port already taken or a bad certificate must not stop the recording:
  * the API is left off (logged) and the daemon records on. */
 static void start_http(struct daemon *d)
@@ -341,7 +382,8 @@ static void start_http(struct daemon *d)
 		.plain_port = (uint16_t)c->plain_http_port, .auth_off = !c->auth_enabled,
 	};
 	d->web_ctx = (struct web_ctx){ .stg = d->stg, .reg = d->reg, .ingest = d->ingest,
-	                               .users = d->users, .audit = d->audit };
+	                               .users = d->users, .audit = d->audit,
+	                               .exports = d->exports };
 	if (!c->auth_enabled)
 		log_auth_off(d);
 	if (web_start(&wc, &d->web_ctx, &d->web)) {
@@ -502,17 +544,6 @@ static void reload(struct daemon *d)
 	        camsync_count(d->sync));
 }
 
-/* Settings this build reads but no module applies yet: said once at start. */
-static void log_unapplied(const struct nvr_config *c)
-{
-	if (c->class_count)
-		nvr_log("warn", "nvrd", "event=config_not_applied setting=class classes=%d"
-		        " reason=\"no retention module in this build\"", c->class_count);
-	if (c->exports_dir[0] || c->exports_quota)
-		nvr_log("warn", "nvrd", "event=config_not_applied setting=exports"
-		        " reason=\"no export module in this build\"");
-}
-
 /* ---- status -------------------------------------------------------------- */
 
 struct line {
@@ -580,6 +611,11 @@ static void log_status(struct daemon *d, const char *phase)
 	if (stg_index_stats(d->stg, &is) == 0)
 		add(&l, " index_ranges=%" PRIu64 " index_segments=%" PRIu64 " index_bytes=%" PRIu64,
 		    is.ranges, is.segments, is.bytes);
+	struct stg_retention_stats rs;
+	if (stg_retention_stats(d->stg, &rs, NULL, 0, NULL) == 0)
+		add(&l, " retention_alarms=%" PRIu32 " holds=%" PRIu32 " held_bytes=%" PRIu64
+		    " expired_chunks=%" PRIu64 " relocated_bytes=%" PRIu64, rs.alarms, rs.holds,
+		    rs.held_bytes, rs.expired_chunks, rs.relocated_bytes);
 	nvr_log("info", "nvrd", "%s", l.buf);
 }
 
@@ -607,6 +643,7 @@ static void run(struct daemon *d)
 			return;
 		if (now >= next_sync) {
 			camsync_poll(d->sync);
+			retention_sync_cameras(d->stg, d->reg, &d->class_generation);
 			next_sync += SYNC_EVERY_US;
 			if (now >= next_status) {
 				log_status(d, "running");
@@ -629,6 +666,8 @@ static void run(struct daemon *d)
 static void shut_down(struct daemon *d)
 {
 	stop_http(d);
+	export_close(d->exports);
+	d->exports = NULL;
 	if (d->ingest) {
 		ingest_totals(d->ingest, &d->last_totals);
 		ingest_stop(d->ingest);
@@ -679,7 +718,6 @@ static int start(struct daemon *d)
 	block_signals();
 	raise_fd_limit();
 	d->start_mono_us = nvr_mono_us();
-	log_unapplied(&d->cfg);
 	int err = open_storage_and_registry(d);
 	if (!err)
 		err = merge_cameras(d, &d->cfg);
@@ -689,6 +727,7 @@ static int start(struct daemon *d)
 		err = start_ingest(d);
 	if (err)
 		return err;
+	open_exports(d);
 	start_http(d);
 	nvr_log("info", "nvrd", "event=started config=%s data=%s volumes=%d cameras=%" PRIu32
 	        " loops=%" PRIu64 " seconds=%" PRIu64 " pid=%ld",

@@ -41,7 +41,9 @@
  *    the ring never holds memory that was freed. Then BACKOFF: the retry
  *    comes after random(0, min(backoff_max, backoff_min * 2^attempt)) ms
  *    (full jitter); attempt goes back to 0 when the failed connection had
- *    streamed for 30 s. Reconnects are counted.
+ *    streamed for 30 s. Reconnects are counted, every failure's time is
+ *    remembered (repeat failures, ingest.h), and the camera's warnings go
+ *    through its log limiter (log.h: a burst, then one a minute).
  *  - Remove/stop: the camera leaves the id map at once (it can be added
  *    again right away), its frames end; TEARDOWN when the server gave a
  *    session (its reply or 2 s, whichever first), then CLOSING as above,
@@ -186,16 +188,16 @@ static void idmap_del(struct rtsp_idmap *m, uint32_t id)
 
 /* ---- failure, close, backoff --------------------------------------------------- */
 
-/* A camera that keeps failing the same way is logged at warn on its 1st,
- * 2nd, 4th, 8th ... failure in a row and at debug in between, so that a
- * site with many dead cameras does not flood the log. */
-static void log_failure(struct rtsp_session *s, bool same)
+/* Every failure is remembered (repeat failures, ingest.h); its log line
+ * goes through the camera's limiter (log.h), so that a flapping camera
+ * logs a few lines and then one a minute, saying how many it held back. */
+static void log_failure(struct rtsp_session *s)
 {
 	uint32_t n = ++s->fails_in_row;
-	bool loud = !same || (n & (n - 1)) == 0;
-	nvr_log(loud ? "warn" : "debug", "ingest", "event=session_failed camera=%" PRIu32
-	        " url=%s phase=%s failures_in_row=%" PRIu32 " error=\"%s\"", s->cam_id, s->req_url,
-	        phase_names[s->phase], n, s->last_error);
+	ingest_failures_note(&s->failures, nvr_now_us());
+	nvr_log_limited(&s->log_limit, "warn", "ingest", "event=session_failed camera=%" PRIu32
+	                " url=%s phase=%s failures_in_row=%" PRIu32 " error=\"%s\"", s->cam_id,
+	                s->req_url, phase_names[s->phase], n, s->last_error);
 }
 
 int rtsp_fail(struct rtsp_session *s, const char *fmt, ...)
@@ -204,13 +206,11 @@ int rtsp_fail(struct rtsp_session *s, const char *fmt, ...)
 		rtsp_begin_close(s, true);       /* leaving anyway: not a failure */
 	if (s->phase >= PH_TEARDOWN)
 		return -1;
-	char prev[sizeof s->last_error];
-	memcpy(prev, s->last_error, sizeof prev);
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
 	va_end(ap);
-	log_failure(s, !strcmp(prev, s->last_error));
+	log_failure(s);
 	rtsp_begin_close(s, false);
 	return -1;
 }
@@ -316,8 +316,8 @@ static void backoff(struct rtsp_session *s)
 		s->attempt++;
 	s->phase = PH_BACKOFF;
 	loop_timer_arm(rtsp_loop(s), &s->t_keep, delay);
-	nvr_log("debug", "ingest", "event=session_backoff camera=%" PRIu32 " retry_ms=%" PRIu32
-	        " attempt=%" PRIu32, s->cam_id, delay, s->attempt);
+	nvr_log_limited(&s->log_limit, "debug", "ingest", "event=session_backoff camera=%" PRIu32
+	                " retry_ms=%" PRIu32 " attempt=%" PRIu32, s->cam_id, delay, s->attempt);
 }
 
 static void session_free(struct rtsp_session *s)
@@ -333,8 +333,8 @@ static void session_free(struct rtsp_session *s)
 	sh->free_slots[sh->nfree++] = s->slot;
 	sh->count--;
 	nvr_log("info", "ingest", "event=session_removed camera=%" PRIu32 " frames=%" PRIu64
-	        " recv_buffer_max_used=%" PRIu32, s->cam_id, s->frames,
-	        s->rx_cap_max > RX_MIN ? s->rx_cap_max : RX_MIN);
+	        " recv_buffer_max_used=%" PRIu32 " log_suppressed=%" PRIu64, s->cam_id, s->frames,
+	        s->rx_cap_max > RX_MIN ? s->rx_cap_max : RX_MIN, s->log_limit.suppressed);
 	free(s->req_url);
 	free(s);
 	if (sh->stopping && sh->count == 0)
@@ -1002,6 +1002,8 @@ static void fill_status(struct rtsp_shard *sh, const struct rtsp_session *s,
 	st->reconnects = s->reconnects;
 	st->streaming_since_us = s->phase == PH_STREAMING ? s->streaming_since_us : 0;
 	st->rtcp_clock = s->rtcp_clock;
+	st->failures_24h = ingest_failures_within(&s->failures, nvr_now_us(),
+	                                          INGEST_REPEAT_WINDOW_US, &st->last_failure_us);
 }
 
 static int cmd_status(struct loop *l, void *arg)
@@ -1027,6 +1029,8 @@ static int cmd_totals(struct loop *l, void *arg)
 		fill_status(sh, s, &st);
 		t->cameras++;
 		t->streaming += st.state == INGEST_STREAMING;
+		t->backoff += st.state == INGEST_BACKOFF;
+		t->repeat_failures += ingest_is_repeat_failure(&st);
 		t->frames += st.frames;
 		t->bytes += st.bytes;
 		t->frames_lost += st.frames_lost;

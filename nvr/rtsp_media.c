@@ -97,9 +97,9 @@ void rtsp_on_frame(void *user, const struct depack_frame *f)
 	int64_t t = fclock_frame(&s->clk, f->rtp_timestamp, frame_arrival(s, f->rtp_timestamp), &src);
 	if (s->clk.skewed_frames && !s->skew_logged) {
 		s->skew_logged = true;
-		nvr_log("warn", "ingest", "event=clock_skew camera=%" PRIu32 " max_skew_ms=%" PRIu32
-		        " note=\"camera clock (RTCP) disagrees with arrival; arrival time used\"",
-		        s->cam_id, s->sh->cfg.max_clock_skew_ms);
+		nvr_log_limited(&s->log_limit, "warn", "ingest", "event=clock_skew camera=%" PRIu32
+		                " max_skew_ms=%" PRIu32 " note=\"camera clock (RTCP) disagrees with"
+		                " arrival; arrival time used\"", s->cam_id, s->sh->cfg.max_clock_skew_ms);
 	}
 	s->rtcp_clock = src == FCLOCK_RTCP;
 	s->bad_in_row = 0;
@@ -110,8 +110,8 @@ void rtsp_on_frame(void *user, const struct depack_frame *f)
 	int err = stg_put_frame(s->cam, &fr);
 	if (err) {
 		if (!s->refused++)
-			nvr_log("warn", "ingest", "event=frame_refused camera=%" PRIu32 " error=\"%s\"",
-			        s->cam_id, stg_strerror(err));
+			nvr_log_limited(&s->log_limit, "warn", "ingest", "event=frame_refused camera=%"
+			                PRIu32 " error=\"%s\"", s->cam_id, stg_strerror(err));
 		return;
 	}
 	s->frames++;

@@ -371,8 +371,8 @@ static int on_keepalive(struct rtsp_session *s, const struct rtsp_msg *m)
 		return 0;
 	}
 	if (m->status != 200)
-		nvr_log("warn", "ingest", "event=keepalive_refused camera=%" PRIu32 " status=%d",
-		        s->cam_id, m->status);
+		nvr_log_limited(&s->log_limit, "warn", "ingest", "event=keepalive_refused camera=%"
+		                PRIu32 " status=%d", s->cam_id, m->status);
 	return 0;
 }
 

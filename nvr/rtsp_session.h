@@ -24,6 +24,7 @@
 #include "depack.h"
 #include "frame_clock.h"
 #include "ingest.h"
+#include "log.h"
 #include "loop.h"
 #include "resolver.h"
 #include "rtsp_auth.h"
@@ -162,6 +163,8 @@ struct rtsp_session {
 	bool rtcp_clock;
 	uint64_t frames, bytes, lost_before, refused, reconnects;
 	struct rtsp_rate_bucket rate[RATE_BUCKETS];
+	struct ingest_failures failures;    /* recent failure times (repeat failures) */
+	struct nvr_log_limit log_limit;     /* the camera's warnings and errors */
 };
 
 /* camera id -> slot, open addressing with linear probing (key 0 = empty) */

@@ -27,6 +27,10 @@
 #include "simulate.h"
 
 #define READY_TIMEOUT_MS 10000
+/* The demo's video files (scripts/make-fixtures.sh OUTDIR 10 384): 10 s,
+ * 384 kbit/s, 25 fps, 640x360, so that 200 cameras and their simulator
+ * stay light on a small machine. */
+#define SIM_DEMO_FIXTURE "10-384-25-640x360"
 
 struct sim {
 	pid_t pid;
@@ -95,25 +99,156 @@ static int wait_ready(struct sim *s)
 	return -ETIMEDOUT;
 }
 
-static const char *const districts[] = { "Haibowan", "Hainan", "Wuda" };
-/* District centres (degrees) of Wuhai, Inner Mongolia. */
-static const double district_lat[] = { 39.684, 39.441, 39.505 };
-static const double district_lon[] = { 106.825, 106.891, 106.713 };
-static const char *const tag_sets[] = {
-	"street", "school;street", "bank;street", "checkpoint", "village", "residential",
+/*
+ * The demo's city: Wuhai, Inner Mongolia, and its three districts around
+ * their real centres. Camera k is in district k mod 3 and is a site of
+ * kind sim_kind_cycle[k mod 10] (4 in 10 street crossings, 2 residential
+ * compounds, 1 school, 1 bank, 1 checkpoint, 1 village), so that any
+ * number of cameras spreads evenly and the same id always gets the same
+ * place. Streets, schools, banks and compounds stand on a grid of six
+ * east-west and six north-south streets about 600 m apart around the
+ * centre; checkpoints sit on the roads out, 3.5-6 km away, villages 4-9 km
+ * out. Street and site names are plausible, not a survey of the city.
+ */
+enum sim_kind { SK_STREET, SK_SCHOOL, SK_BANK, SK_CHECKPOINT, SK_VILLAGE, SK_RESIDENTIAL,
+                SK_KINDS };
+
+static const enum sim_kind sim_kind_cycle[10] = {
+	SK_STREET, SK_SCHOOL, SK_BANK, SK_CHECKPOINT, SK_VILLAGE, SK_RESIDENTIAL,
+	SK_STREET, SK_STREET, SK_RESIDENTIAL, SK_STREET,
+};
+static const char *const sim_kind_tags[SK_KINDS] = {
+	[SK_STREET] = "street", [SK_SCHOOL] = "school;street", [SK_BANK] = "bank;street",
+	[SK_CHECKPOINT] = "checkpoint", [SK_VILLAGE] = "village", [SK_RESIDENTIAL] = "residential",
 };
 
-/* One CSV row per simulated camera, spread on a spiral around its district. */
+#define SIM_GRID 6
+#define SIM_LAT_STEP 0.0055      /* ~610 m */
+#define SIM_LON_STEP 0.0070      /* ~600 m at 39.5 N */
+#define SIM_KM_LAT (1.0 / 111.2)
+#define SIM_KM_LON (1.0 / 85.8)
+
+struct sim_district {
+	const char *name;
+	double lat, lon;                      /* centre */
+	const char *ew[SIM_GRID], *ns[SIM_GRID];   /* street names */
+};
+
+static const struct sim_district sim_districts[3] = {
+	{ "Haibowan", 39.684, 106.825,
+	  { "Renmin Rd", "Chaoyang Rd", "Jiefang Rd", "Xinhua St", "Wuhai St", "Haibei Rd" },
+	  { "Binhe St", "Huanghe St", "Gongyuan Rd", "Yingbin Ave", "Dongfeng Rd", "Baotou Rd" } },
+	{ "Hainan", 39.441, 106.891,
+	  { "Xinhua Rd", "Laoshidan Rd", "Gongnong Rd", "Hainan St", "Minzu Rd", "Yanjiang Rd" },
+	  { "Helan St", "Xingfu Rd", "Kuangqu Rd", "Donghai St", "Jiaoyu Rd", "Beian Rd" } },
+	{ "Wuda", 39.505, 106.713,
+	  { "Renmin Rd", "Wuda St", "Jianshe Rd", "Gongye Rd", "Hebin Rd", "Qingshan Rd" },
+	  { "Beihuan Rd", "Nanhuan Rd", "Tiyu St", "Kuangye Rd", "Zhanqian St", "Xiyuan Rd" } },
+};
+
+static const char *const sim_banks[] = {
+	"ICBC", "Bank of China", "China Construction Bank", "Agricultural Bank of China",
+	"Bank of Inner Mongolia", "Wuhai Rural Commercial Bank",
+};
+static const char *const sim_compounds[] = {
+	"Xingfu", "Heping", "Jinxiu", "Yangguang", "Binhe", "Huayuan", "Lvzhou", "Xinhua",
+};
+static const char *const sim_gates[] = { "north gate", "south gate", "east gate", "west gate" };
+static const char *const sim_roads_out[] = {
+	"G6 Expressway toll station", "G110 checkpoint north", "G110 checkpoint south",
+	"S215 checkpoint", "Yellow River bridge checkpoint", "industrial park checkpoint",
+};
+static const char *const sim_villages[] = {
+	"Qianlitou", "Gongwusu", "Hetao", "Xinmin", "Dongfeng", "Hongqi", "Shuanghe", "Taiping",
+};
+
+#define SIM_COUNT(a) (sizeof (a) / sizeof (a)[0])
+
+/* One simulated camera's place. */
+struct sim_site {
+	double lat, lon;
+	char name[128], site[96];
+};
+
+/* A point on the grid: street i (east-west) and road j (north-south), in
+ * grid steps from the centre, plus a few metres of deterministic jitter. */
+static void sim_grid_point(const struct sim_district *d, double i, double j, uint32_t k,
+                           struct sim_site *out)
+{
+	double jitter = (double)((k * 37u) % 11u) - 5.0;     /* -5 .. 5 */
+	out->lat = d->lat + (i - 2.5) * SIM_LAT_STEP + jitter * 0.00002;
+	out->lon = d->lon + (j - 2.5) * SIM_LON_STEP - jitter * 0.00002;
+}
+
+/* A point `km` out of the centre in direction `deg` (0 = north). */
+static void sim_out_point(const struct sim_district *d, double km, double deg,
+                          struct sim_site *out)
+{
+	double a = deg * M_PI / 180.0;
+	out->lat = d->lat + km * cos(a) * SIM_KM_LAT;
+	out->lon = d->lon + km * sin(a) * SIM_KM_LON;
+}
+
+/* The n-th site of kind `kind` in district d (n counts from 0 per district
+ * and kind), for camera k. */
+static void sim_site_of(const struct sim_district *d, enum sim_kind kind, uint32_t n, uint32_t k,
+                        struct sim_site *o)
+{
+	uint32_t a = n % (SIM_GRID * SIM_GRID), i = a % SIM_GRID, j = (a / SIM_GRID + a) % SIM_GRID;
+	uint32_t round = n / (SIM_GRID * SIM_GRID);
+	switch (kind) {
+	case SK_STREET:
+		sim_grid_point(d, i, j, k, o);
+		snprintf(o->site, sizeof o->site, "%s & %s", d->ew[i], d->ns[j]);
+		break;
+	case SK_SCHOOL:
+		sim_grid_point(d, i, j + 0.5, k, o);
+		snprintf(o->site, sizeof o->site, "No.%" PRIu32 " %s School", n / 2 + 1,
+		         n % 2 ? "Middle" : "Primary");
+		snprintf(o->name, sizeof o->name, "%s %s gate", d->name, o->site);
+		return;
+	case SK_BANK:
+		sim_grid_point(d, i + 0.5, j, k, o);
+		snprintf(o->site, sizeof o->site, "%s %s branch", sim_banks[n % SIM_COUNT(sim_banks)],
+		         d->ns[j]);
+		break;
+	case SK_RESIDENTIAL:
+		sim_grid_point(d, i + 0.5, j + 0.5, k, o);
+		snprintf(o->site, sizeof o->site, "%s Garden %s",
+		         sim_compounds[n % SIM_COUNT(sim_compounds)], sim_gates[(n / 8) % 4]);
+		break;
+	case SK_CHECKPOINT:
+		sim_out_point(d, 3.5 + (n % 4) * 0.8, 30.0 + 60.0 * n, o);
+		snprintf(o->site, sizeof o->site, "%s", sim_roads_out[n % SIM_COUNT(sim_roads_out)]);
+		round = n / SIM_COUNT(sim_roads_out);
+		break;
+	case SK_VILLAGE:
+		sim_out_point(d, 4.0 + (n % 6) * 1.0, 15.0 + 47.0 * n, o);
+		snprintf(o->site, sizeof o->site, "%s village entrance",
+		         sim_villages[n % SIM_COUNT(sim_villages)]);
+		round = n / SIM_COUNT(sim_villages);
+		break;
+	case SK_KINDS:
+		break;
+	}
+	int len = snprintf(o->name, sizeof o->name, "%s - %s", d->name, o->site);
+	if (round && len > 0 && (size_t)len < sizeof o->name)
+		snprintf(o->name + len, sizeof o->name - (size_t)len, " #%" PRIu32, round + 1);
+}
+
+/* One CSV row per simulated camera (see the layout above). */
 static void write_camera_rows(FILE *f, const struct sim_config *cfg)
 {
+	uint32_t seen[3][SK_KINDS] = { { 0 } };
 	fprintf(f, "id,name,main_url,latitude,longitude,tags,site,district,enabled\n");
 	for (uint32_t k = 1; k <= cfg->cameras; k++) {
-		int d = (int)(k % 3);
-		double angle = k * 2.39996, radius = 0.004 * sqrt((double)k);
-		fprintf(f, "%" PRIu32 ",Simulated camera %" PRIu32 ",rtsp://127.0.0.1:%u/cam/%" PRIu32
-		        ",%.6f,%.6f,%s,simulator,%s,true\n", k, k, (unsigned)cfg->port, k,
-		        district_lat[d] + radius * sin(angle), district_lon[d] + radius * cos(angle),
-		        tag_sets[k % 6], districts[d]);
+		const struct sim_district *d = &sim_districts[k % 3];
+		enum sim_kind kind = sim_kind_cycle[k % 10];
+		struct sim_site o;
+		sim_site_of(d, kind, seen[k % 3][kind]++, k, &o);
+		fprintf(f, "%" PRIu32 ",%s,rtsp://127.0.0.1:%u/cam/%" PRIu32 ",%.6f,%.6f,%s,%s,%s,true\n",
+		        k, o.name, (unsigned)cfg->port, k, o.lat, o.lon, sim_kind_tags[kind], o.site,
+		        d->name);
 	}
 }
 
@@ -146,9 +281,17 @@ static int register_cameras(const struct sim_config *cfg)
 
 static int spawn(const struct sim_config *cfg, struct sim *s)
 {
-	char f264[PATH_MAX], f265[PATH_MAX];
-	if (find_fixture(cfg->fixture_dir, "h264-*.264", f264, sizeof f264) ||
-	    find_fixture(cfg->fixture_dir, "h265-*.265", f265, sizeof f265)) {
+	char f264[PATH_MAX] = "", f265[PATH_MAX] = "";
+	if (find_fixture(cfg->fixture_dir, "h264-" SIM_DEMO_FIXTURE ".264", f264, sizeof f264) ||
+	    find_fixture(cfg->fixture_dir, "h265-" SIM_DEMO_FIXTURE ".265", f265, sizeof f265)) {
+		nvr_log("warn", "simulate", "event=demo_fixture_missing dir=%s want=" SIM_DEMO_FIXTURE
+		        " hint=\"make builds it; other fixtures of the directory are used\"",
+		        cfg->fixture_dir);
+		if (find_fixture(cfg->fixture_dir, "h264-*.264", f264, sizeof f264) ||
+		    find_fixture(cfg->fixture_dir, "h265-*.265", f265, sizeof f265))
+			f264[0] = '\0';
+	}
+	if (!f264[0]) {
 		nvr_log("error", "simulate", "event=no_fixtures dir=%s hint=\"run make, or"
 		        " scripts/make-fixtures.sh %s\"", cfg->fixture_dir, cfg->fixture_dir);
 		return -ENOENT;

@@ -23,6 +23,8 @@ PACKAGES=(
 	libjansson-dev libsodium-dev uuid-dev libcsv-dev libinih-dev
 	# nvr-bench http: an independent HTTP client
 	libcurl4-openssl-dev
+	# SHA-256 of exported files (libcrypto: the CPU's SHA instructions)
+	libssl-dev
 	# tests: ffmpeg/ffprobe (libx264, libx265) make fixtures and check output;
 	# GStreamer's RTSP server (through Debian's python3-gi) is the real RTSP
 	# peer of the ingest tests

@@ -36,6 +36,9 @@ static void apply_defaults(struct stg_config *c)
 	if (!c->max_chunk_bytes) c->max_chunk_bytes = 2 * MIB;
 	if (!c->gap_us) c->gap_us = 1000000;
 	if (!c->map_size) c->map_size = 64ull * MIB;
+	if (!c->retention_interval_ms) c->retention_interval_ms = 60000;
+	if (!c->rate_window_s) c->rate_window_s = 3600;
+	if (!c->hold_max_pct || c->hold_max_pct > 90) c->hold_max_pct = 50;
 }
 
 static int start_writers(struct stg *stg)
@@ -74,6 +77,8 @@ int stg_open(const struct stg_config *cfg, struct stg **out)
 	int err = idx_open(cfg->index_dir, stg->cfg.map_size, &stg->ix);
 	if (!err)
 		err = dc_create(stg->cfg.dir_cache_bytes, &stg->dc);
+	if (!err)
+		err = ret_open(stg);
 	if (err)
 		goto fail;
 	int usable = 0;
@@ -409,6 +414,7 @@ void stg_close(struct stg *stg)
 		writer_stop(stg->writers[i]);
 	free(stg->writers);
 	indexer_stop(stg);
+	ret_close(stg);
 	for (struct imsg *m = stg->ix_head, *n; m; m = n) {
 		n = m->next;
 		free(m->e);
@@ -452,7 +458,7 @@ static int note_oldest(void *user, uint32_t gen, const struct idx_segment *s)
 {
 	int64_t *oldest = user;
 	(void)gen;
-	if (s->chunks && (!*oldest || s->t_min < *oldest))
+	if (seg_has_times(s) && (!*oldest || s->t_min < *oldest))
 		*oldest = s->t_min;
 	return 0;
 }

@@ -81,6 +81,12 @@ enum rec_flags {
 	REC_RANGE_START = 2,      /* the camera's stream was interrupted before this
 	                           * chunk (stg_camera_flush): it starts a new range
 	                           * however close in time it follows the last one */
+	REC_RELOCATED = 4,        /* a copy written by the retention engine of a
+	                           * chunk from an older generation that had to
+	                           * outlive it (held, or within its class's
+	                           * promised minimum): see storage/retention.c.
+	                           * Indexed only once its original is not
+	                           * (idx_merge_chunk), in ranges of its own */
 };
 
 /*
@@ -142,8 +148,19 @@ static_assert(sizeof(struct dir_entry) == 32, "dir_entry is 32 bytes");
  *   first_gen..last_gen. Invariant (enforced in index.c): the range's start
  *   is the start of its first chunk, which lies in first_gen; its end is the
  *   end of its last chunk, which lies in last_gen; both generations are live.
- * Database "meta": "format" -> u32 STG_FORMAT_VERSION.
+ * Database "meta": "format" -> u32 STG_INDEX_VERSION.
+ *
+ * Index version 2 (retention) adds, all written by storage/retention.c:
+ * Database "classes": key the class name (1-31 bytes, no NUL) ->
+ *   struct idx_class.
+ * Database "camclass": key u32 BE camera id -> the class name (1-31 bytes).
+ * Database "holds": key u64 BE hold id -> struct idx_hold followed by
+ *   camera_count u32 camera ids.
+ * and the range flag RANGE_RELOCATED. A version 1 index is upgraded in
+ * place when opened (the new databases start empty); a version 2 index is
+ * refused by older engines, which would not honour holds.
  */
+#define STG_INDEX_VERSION 2u
 struct seg_key {
 	uint8_t vol_be[2];
 	uint8_t gen_be[4];
@@ -179,15 +196,42 @@ struct range_key {
 	uint8_t start_be[8];      /* start_us, sign bit flipped */
 };
 
+enum range_flags {
+	RANGE_RELOCATED = 1,      /* made of REC_RELOCATED chunks only */
+};
+
 struct idx_range {
 	int64_t end_us;
 	uint32_t first_gen;
 	uint32_t last_gen;
 	uint16_t vol;
-	uint16_t reserved;
+	uint16_t flags;           /* enum range_flags (0 in index version 1) */
 	uint32_t reserved2;
 };
 static_assert(sizeof(struct idx_range) == 24, "idx_range is 24 bytes");
+
+struct idx_class {
+	int64_t min_us;           /* promised minimum retention, 0 none */
+	int64_t max_us;           /* maximum retention, 0 none */
+	uint32_t share_pct;       /* share of capacity, 0 none */
+	uint32_t reserved;
+	int64_t short_until_us;   /* footage of the class up to this time was
+	                           * reclaimed before its promise: the class is
+	                           * below its promise until this is min_us old */
+	int64_t reserved2;
+};
+static_assert(sizeof(struct idx_class) == 40, "idx_class is 40 bytes");
+
+struct idx_hold {
+	int64_t start_us, end_us; /* the held window */
+	int64_t created_us;
+	int64_t expires_us;       /* 0: until released */
+	char case_ref[64];
+	char reason[160];
+	uint32_t camera_count;
+	uint32_t reserved;
+};
+static_assert(sizeof(struct idx_hold) == 264, "idx_hold is 264 bytes");
 
 static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 

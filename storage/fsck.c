@@ -59,11 +59,29 @@ static int rm_index_dir(const char *dir)
 	return rmdir(dir) && errno != ENOENT ? -errno : 0;
 }
 
-/* Copies volume records so volumes keep their ids in the new index. */
+/* Copies what only the index knows from the old index: volume records
+ * (volumes keep their ids), retention classes, camera classes and holds. */
+static int copy_db(struct fsck *f, MDB_dbi from, MDB_dbi to);
 static int copy_volumes(struct fsck *f)
 {
-	if (!f->live)
+	if (!f->live) {
+		say(f, "no readable index: retention classes, camera classes and legal holds "
+		    "cannot be recovered from the disks; define them and create holds again");
 		return 0;
+	}
+	struct index *l = f->live, *n = f->stg->ix;
+	int err = copy_db(f, idx_db_volumes(l), idx_db_volumes(n));
+	if (!err)
+		err = copy_db(f, idx_db_classes(l), idx_db_classes(n));
+	if (!err)
+		err = copy_db(f, idx_db_camclass(l), idx_db_camclass(n));
+	if (!err)
+		err = copy_db(f, idx_db_holds(l), idx_db_holds(n));
+	return err;
+}
+
+static int copy_db(struct fsck *f, MDB_dbi from, MDB_dbi to)
+{
 	MDB_txn *rt, *wt;
 	int err = idx_read_begin(f->live, &rt);
 	if (err)
@@ -74,11 +92,11 @@ static int copy_volumes(struct fsck *f)
 		return err;
 	}
 	MDB_cursor *c;
-	mdb_cursor_open(rt, idx_db_volumes(f->live), &c);
+	mdb_cursor_open(rt, from, &c);
 	MDB_val k, d;
 	for (int rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0 && !err;
 	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT))
-		err = mdb_put(wt, idx_db_volumes(f->stg->ix), &k, &d, 0);
+		err = mdb_put(wt, to, &k, &d, 0);
 	mdb_cursor_close(c);
 	idx_read_end(f->live, rt);
 	if (err) {
@@ -193,9 +211,19 @@ static int scan_volume(struct fsck *f, struct vol *v)
 	return with_txn(f, set_next_gen_fn, v);
 }
 
+/* By camera and start; of a chunk and its relocated copies the original
+ * first, then the oldest copy: the one the live index holds (the others
+ * are copies made ahead of a reuse, not indexed yet; idx_merge_chunk skips
+ * them). */
 static int located_cmp(const void *a, const void *b)
 {
-	return dir_entry_cmp(&((const struct located *)a)->e, &((const struct located *)b)->e);
+	const struct located *x = a, *y = b;
+	int c = dir_entry_cmp(&x->e, &y->e);
+	if (c)
+		return c;
+	if (x->vol != y->vol)
+		return x->vol < y->vol ? -1 : 1;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
 }
 
 struct merge_arg { size_t from, to; };

@@ -23,7 +23,7 @@
 
 struct index {
 	MDB_env *env;
-	MDB_dbi volumes, segments, ranges, meta;
+	MDB_dbi volumes, segments, ranges, meta, classes, camclass, holds;
 	uint64_t map_size;
 	pthread_rwlock_t map_lock;
 };
@@ -32,6 +32,9 @@ MDB_env *idx_env(struct index *ix) { return ix->env; }
 MDB_dbi idx_db_volumes(struct index *ix) { return ix->volumes; }
 MDB_dbi idx_db_segments(struct index *ix) { return ix->segments; }
 MDB_dbi idx_db_ranges(struct index *ix) { return ix->ranges; }
+MDB_dbi idx_db_classes(struct index *ix) { return ix->classes; }
+MDB_dbi idx_db_camclass(struct index *ix) { return ix->camclass; }
+MDB_dbi idx_db_holds(struct index *ix) { return ix->holds; }
 
 static void put_be(uint8_t *p, uint64_t v, int n)
 {
@@ -82,18 +85,26 @@ static int open_dbs(struct index *ix)
 	if ((err = mdb_dbi_open(t, "volumes", MDB_CREATE, &ix->volumes)) ||
 	    (err = mdb_dbi_open(t, "segments", MDB_CREATE, &ix->segments)) ||
 	    (err = mdb_dbi_open(t, "ranges", MDB_CREATE, &ix->ranges)) ||
-	    (err = mdb_dbi_open(t, "meta", MDB_CREATE, &ix->meta))) {
+	    (err = mdb_dbi_open(t, "meta", MDB_CREATE, &ix->meta)) ||
+	    (err = mdb_dbi_open(t, "classes", MDB_CREATE, &ix->classes)) ||
+	    (err = mdb_dbi_open(t, "camclass", MDB_CREATE, &ix->camclass)) ||
+	    (err = mdb_dbi_open(t, "holds", MDB_CREATE, &ix->holds))) {
 		mdb_txn_abort(t);
 		return err;
 	}
-	uint32_t version = STG_FORMAT_VERSION;
+	/* Version 1 (no retention) is upgraded in place: its databases are
+	 * unchanged, the new ones start empty. Anything else is refused. */
+	uint32_t version = STG_INDEX_VERSION, old = 0;
 	MDB_val k = { 6, "format" }, d;
 	err = mdb_get(t, ix->meta, &k, &d);
-	if (err == MDB_NOTFOUND) {
+	if (!err && d.mv_size == sizeof old)
+		memcpy(&old, d.mv_data, sizeof old);
+	if (err == MDB_NOTFOUND || (!err && old == 1)) {
+		if (old == 1)
+			LOG_INFO("event=index_upgraded from=1 to=%u", version);
 		d = (MDB_val){ sizeof version, &version };
 		err = mdb_put(t, ix->meta, &k, &d, 0);
-	} else if (!err && (d.mv_size != sizeof version ||
-	                    memcmp(d.mv_data, &version, sizeof version))) {
+	} else if (!err && old != version) {
 		err = STG_EFORMAT;
 	}
 	if (err) {
@@ -244,11 +255,17 @@ int idx_segment_add_chunk(MDB_txn *t, struct index *ix, uint16_t vol,
 	int err = idx_get_segment(t, ix, vol, gen, &s);
 	if (err)
 		return err;
-	if (s.chunks == 0 || e->start_us < s.t_min)
-		s.t_min = e->start_us;
-	if (s.chunks == 0 || e->end_us > s.t_max)
-		s.t_max = e->end_us;
+	/* Relocated copies hold old footage in a new generation: their times
+	 * stay out of t_min/t_max, which readers search as if generations
+	 * followed time (they do for everything else). */
+	bool unset = !seg_has_times(&s);
 	s.chunks++;
+	if (e->flags & REC_RELOCATED)
+		return idx_put_segment(t, ix, vol, gen, &s);
+	if (unset || e->start_us < s.t_min)
+		s.t_min = e->start_us;
+	if (unset || e->end_us > s.t_max)
+		s.t_max = e->end_us;
 	return idx_put_segment(t, ix, vol, gen, &s);
 }
 
@@ -280,6 +297,20 @@ static int range_at_or_before(MDB_cursor *c, uint32_t cam, int64_t start,
 	return 0;
 }
 
+/* Is chunk `e` of generation `gen` a continuation of range r? A range's
+ * generations follow its time, so a chunk in an older generation than the
+ * range's last never extends it (a relocated copy would otherwise join a
+ * range of later footage in an index rebuilt from the disks). */
+static bool continues(const struct idx_range *r, int64_t rstart, uint16_t vol,
+                      uint32_t gen, uint32_t gap_us, const struct dir_entry *e)
+{
+	bool reloc = e->flags & REC_RELOCATED;
+	if (r->vol != vol || reloc != !!(r->flags & RANGE_RELOCATED) ||
+	    (e->flags & REC_RANGE_START) || e->start_us > r->end_us + (int64_t)gap_us)
+		return false;
+	return e->end_us <= r->end_us ? e->start_us >= rstart : gen >= r->last_gen;
+}
+
 int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
                     uint32_t gap_us, const struct dir_entry *e)
 {
@@ -290,8 +321,12 @@ int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 	int64_t rstart;
 	struct idx_range r;
 	err = range_at_or_before(c, e->camera_id, e->start_us, &rstart, &r);
-	if (err == 0 && r.vol == vol && e->start_us <= r.end_us + (int64_t)gap_us &&
-	    !(e->flags & REC_RANGE_START)) {
+	if (err == 0 && (e->flags & REC_RELOCATED) && e->start_us < r.end_us) {
+		/* a copy whose time is indexed already: merged before (recovery
+		 * merges again), or its original is still indexed and the copy
+		 * waits for the original's reclaim (retention.c) */
+		err = 0;
+	} else if (err == 0 && continues(&r, rstart, vol, gen, gap_us, e)) {
 		/* continues (or is already inside) this range */
 		if (e->end_us > r.end_us)
 			r.end_us = e->end_us;
@@ -301,9 +336,16 @@ int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 		MDB_val k;
 		mdb_cursor_get(c, &k, NULL, MDB_GET_CURRENT);
 		err = mdb_cursor_put(c, &k, &d, MDB_CURRENT);
+	} else if (err == 0 && rstart == e->start_us) {
+		/* another range already starts at this time (a copy and a live
+		 * chunk of the same instant): one key, one range */
+		LOG_WARN("event=range_key_taken camera=%u start_us=%lld vol=%u gen=%u",
+		         e->camera_id, (long long)e->start_us, vol, gen);
+		err = 0;
 	} else if (err == 0 || err == MDB_NOTFOUND) {
 		struct idx_range nr = {
 			.end_us = e->end_us, .first_gen = gen, .last_gen = gen, .vol = vol,
+			.flags = e->flags & REC_RELOCATED ? RANGE_RELOCATED : 0,
 		};
 		struct range_key rk;
 		range_key_make(&rk, e->camera_id, e->start_us);
@@ -314,66 +356,156 @@ int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 	return err;
 }
 
-/* First chunk of `cam` in generations gen+1..last of `vol`, for moving a
- * range's start off a generation being reclaimed. */
-static int next_chunk_after_gen(struct stg *stg, uint16_t vol, uint32_t gen,
-                                uint32_t last, uint32_t cam,
-                                struct dir_entry *out, uint32_t *out_gen)
+int idx_range_containing(MDB_txn *t, struct index *ix, uint32_t cam, int64_t at,
+                         int64_t *rstart, struct idx_range *r)
 {
-	for (uint32_t g = gen + 1; g <= last; g++) {
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, ix->ranges, &c);
+	if (err)
+		return err;
+	err = range_at_or_before(c, cam, at, rstart, r);
+	mdb_cursor_close(c);
+	if (!err && r->end_us <= at)
+		err = MDB_NOTFOUND;
+	return err;
+}
+
+/* The kind of chunk a range is made of (REC_RELOCATED or 0). */
+static uint16_t range_kind(const struct idx_range *r)
+{
+	return r->flags & RANGE_RELOCATED ? REC_RELOCATED : 0;
+}
+
+/* The last chunk of range (rstart, r) of `cam` starting before `t`,
+ * searching generations `from` down to r's first. */
+static int last_chunk_before(struct stg *stg, const struct idx_range *r, int64_t rstart,
+                             uint32_t cam, uint32_t from, int64_t t,
+                             struct dir_entry *out, uint32_t *out_gen)
+{
+	for (uint32_t g = from; g >= r->first_gen && g != 0; g--) {
 		struct segdir *d;
-		int err = dc_get(stg, vol, g, &d);
+		int err = dc_get(stg, r->vol, g, &d);
 		if (err == MDB_NOTFOUND || err == STG_EGONE)
 			continue;
 		if (err)
 			return err;
-		int found = segdir_first_after(d, cam, INT64_MIN, out);
+		int found = segdir_last_before(d, cam, t - 1, range_kind(r), out);
 		dc_put(stg->dc, d);
-		if (found) {
+		if (found && out->start_us >= rstart) {
 			*out_gen = g;
 			return 0;
 		}
+		if (found)
+			break;
 	}
 	return MDB_NOTFOUND;
 }
 
-/* Removes or trims the range that starts with chunk `e` of generation gen. */
-static int reclaim_range(MDB_txn *t, struct stg *stg, uint16_t vol, uint32_t gen,
-                         const struct dir_entry *e)
+/* The first chunk of range r of `cam` starting after `t`, searching
+ * generations `from` up to r's last. */
+static int first_chunk_after(struct stg *stg, const struct idx_range *r, uint32_t cam,
+                             uint32_t from, int64_t t, struct dir_entry *out,
+                             uint32_t *out_gen)
 {
-	struct index *ix = stg->ix;
-	struct range_key rk;
-	range_key_make(&rk, e->camera_id, e->start_us);
-	MDB_val k = { sizeof rk, &rk }, d;
-	int err = mdb_get(t, ix->ranges, &k, &d);
-	if (err == MDB_NOTFOUND)
-		return 0;              /* chunk is inside a range, not its start */
-	if (err)
-		return err;
-	struct idx_range r;
-	memcpy(&r, d.mv_data, sizeof r);
-	if (r.vol != vol || r.first_gen != gen)
-		return 0;
-	err = mdb_del(t, ix->ranges, &k, NULL);
-	if (err || r.last_gen == gen)
-		return err;
-	struct dir_entry next;
-	uint32_t next_gen;
-	err = next_chunk_after_gen(stg, vol, gen, r.last_gen, e->camera_id,
-	                           &next, &next_gen);
-	if (err == MDB_NOTFOUND) {
-		LOG_WARN("event=range_without_chunks camera=%u vol=%u gen=%u",
-		         e->camera_id, vol, gen);
-		return 0;
+	for (uint32_t g = from; g <= r->last_gen; g++) {
+		struct segdir *d;
+		int err = dc_get(stg, r->vol, g, &d);
+		if (err == MDB_NOTFOUND || err == STG_EGONE)
+			continue;
+		if (err)
+			return err;
+		int found = segdir_first_after(d, cam, t, range_kind(r), out);
+		dc_put(stg->dc, d);
+		if (found && out->start_us < r->end_us) {
+			*out_gen = g;
+			return 0;
+		}
+		if (found)
+			break;
 	}
+	return MDB_NOTFOUND;
+}
+
+int idx_cut(MDB_txn *t, struct stg *stg, uint32_t cam, int64_t rstart,
+            const struct idx_range *r, const struct dir_entry *first, uint32_t first_gen,
+            const struct dir_entry *last, uint32_t last_gen)
+{
+	struct range_key rk;
+	range_key_make(&rk, cam, rstart);
+	MDB_val k = { sizeof rk, &rk }, d;
+	int err = mdb_del(t, stg->ix->ranges, &k, NULL);
 	if (err)
 		return err;
-	if (next.start_us > r.end_us)
-		return 0;             /* the range had nothing after this gen */
-	r.first_gen = next_gen;
-	range_key_make(&rk, e->camera_id, next.start_us);
-	d = (MDB_val){ sizeof r, &r };
-	return mdb_put(t, ix->ranges, &k, &d, 0);
+	struct dir_entry e;
+	uint32_t g;
+	if (first->start_us > rstart) {
+		err = last_chunk_before(stg, r, rstart, cam, first_gen, first->start_us, &e, &g);
+		if (!err) {
+			struct idx_range before = *r;
+			before.end_us = e.end_us;
+			before.last_gen = g;
+			d = (MDB_val){ sizeof before, &before };
+			err = mdb_put(t, stg->ix->ranges, &k, &d, 0);
+		} else if (err == MDB_NOTFOUND) {
+			LOG_WARN("event=range_without_chunks camera=%u vol=%u gen=%u",
+			         cam, r->vol, first_gen);
+			err = 0;
+		}
+		if (err)
+			return err;
+	}
+	err = first_chunk_after(stg, r, cam, last_gen, last->start_us, &e, &g);
+	if (err == MDB_NOTFOUND)
+		return 0;
+	if (err)
+		return err;
+	struct idx_range after = *r;
+	after.first_gen = g;
+	range_key_make(&rk, cam, e.start_us);
+	d = (MDB_val){ sizeof after, &after };
+	return mdb_put(t, stg->ix->ranges, &k, &d, 0);
+}
+
+int idx_cut_chunks(MDB_txn *t, struct stg *stg, uint16_t vol, const struct loc_entry *c,
+                   size_t n, uint64_t *cut)
+{
+	for (size_t i = 0; i < n;) {
+		int64_t rstart;
+		struct idx_range r;
+		int err = idx_range_containing(t, stg->ix, c[i].e.camera_id, c[i].e.start_us,
+		                               &rstart, &r);
+		if (err == MDB_NOTFOUND || (!err && (r.vol != vol ||
+		    range_kind(&r) != (c[i].e.flags & REC_RELOCATED) ||
+		    c[i].gen < r.first_gen || c[i].gen > r.last_gen))) {
+			i++;                 /* not indexed (any more): nothing to cut */
+			continue;
+		}
+		if (err)
+			return err;
+		/* the run of chunks of this range: same camera and kind, sorted */
+		size_t j = i;
+		while (j + 1 < n && c[j + 1].e.camera_id == c[i].e.camera_id &&
+		       (c[j + 1].e.flags & REC_RELOCATED) == (c[i].e.flags & REC_RELOCATED) &&
+		       c[j + 1].e.start_us < r.end_us)
+			j++;
+		err = idx_cut(t, stg, c[i].e.camera_id, rstart, &r, &c[i].e, c[i].gen,
+		              &c[j].e, c[j].gen);
+		if (err)
+			return err;
+		if (cut)
+			*cut += j - i + 1;
+		i = j + 1;
+	}
+	return 0;
+}
+
+int loc_entry_cmp(const void *a, const void *b)
+{
+	const struct loc_entry *x = a, *y = b;
+	int c = dir_entry_cmp(&x->e, &y->e);
+	if (c)
+		return c;
+	return x->gen < y->gen ? -1 : x->gen > y->gen;
 }
 
 int idx_reclaim_gen(MDB_txn *t, struct stg *stg, uint16_t vol, uint32_t gen)
@@ -383,15 +515,16 @@ int idx_reclaim_gen(MDB_txn *t, struct stg *stg, uint16_t vol, uint32_t gen)
 	if (err == 0) {
 		pthread_mutex_lock(&d->lock);
 		uint32_t n = d->visible;
-		struct dir_entry *copy = malloc((n ? n : 1) * sizeof *copy);
-		if (copy)
-			memcpy(copy, d->e, n * sizeof *copy);
+		struct loc_entry *copy = malloc((n ? n : 1) * sizeof *copy);
+		for (uint32_t i = 0; copy && i < n; i++)
+			copy[i] = (struct loc_entry){ d->e[i], gen };
 		pthread_mutex_unlock(&d->lock);
 		dc_put(stg->dc, d);
 		if (!copy)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < n && !err; i++)
-			err = reclaim_range(t, stg, vol, gen, &copy[i]);
+		if (n)
+			qsort(copy, n, sizeof *copy, loc_entry_cmp);
+		err = idx_cut_chunks(t, stg, vol, copy, n, NULL);
 		free(copy);
 	} else {
 		/* Directory unreadable: drop every range whose first gen this is. */

@@ -54,34 +54,6 @@ static int write_volume(MDB_txn *t, struct stg *stg, struct vol *v, struct idx_v
 	return mdb_put(t, idx_db_volumes(stg->ix), &k, &d, 0);
 }
 
-struct oldest {
-	uint32_t gen;
-	struct idx_segment seg;
-};
-
-static int take_first_sealed(void *user, uint32_t gen, const struct idx_segment *s)
-{
-	struct oldest *o = user;
-	if (s->state != SEG_SEALED)
-		return 0;
-	o->gen = gen;
-	o->seg = *s;
-	return 1;
-}
-
-/* Oldest live sealed generation of a volume (lowest number). */
-static int oldest_gen(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen,
-                      struct idx_segment *s)
-{
-	struct oldest o;
-	int rc = idx_foreach_segment(t, stg->ix, v->id, take_first_sealed, &o);
-	if (rc != 1)
-		return rc ? rc : MDB_NOTFOUND;
-	*gen = o.gen;
-	*s = o.seg;
-	return 0;
-}
-
 /* Post-commit effects of a prepared segment. */
 struct prepared {
 	struct imsg *msg;             /* the request it answers */
@@ -89,6 +61,7 @@ struct prepared {
 	uint32_t gen, slot;
 	uint32_t reclaimed_gen;       /* 0 if a free slot was used */
 	uint32_t reclaimed_slot;
+	int64_t started_us;           /* wall clock, for reclaim_trace */
 };
 
 /* Was this free slot already given out earlier in the same batch? */
@@ -106,18 +79,18 @@ static int prepare_segment(MDB_txn *t, struct stg *stg, struct vol *v,
 	uint32_t slot = UINT32_MAX;
 	memset(p, 0, sizeof *p);
 	p->v = v;
+	p->started_us = stg_realtime_us();
 	for (uint32_t i = 0; i < v->hdr.segment_count && slot == UINT32_MAX; i++)
 		if (v->slot_gen[i] == 0 && !slot_taken(done, ndone, v, i))
 			slot = i;
 	if (slot == UINT32_MAX) {
 		uint32_t g;
 		struct idx_segment s;
-		int err = oldest_gen(t, stg, v, &g, &s);
+		/* the oldest sealed generation, or the oldest whose held chunks
+		 * are copied (relocate.c); reclaimed in this transaction */
+		int err = ret_reclaim_one(t, stg, v, &g, &s);
 		if (err == MDB_NOTFOUND)
-			return STG_ENOVOLUME;   /* every segment is open: ring too small */
-		if (err)
-			return err;
-		err = idx_reclaim_gen(t, stg, v->id, g);
+			return STG_ENOVOLUME;   /* nothing to reuse yet: retried */
 		if (err)
 			return err;
 		slot = s.slot;
@@ -173,6 +146,10 @@ static void apply_prepared(struct stg *stg, struct prepared *p)
 	if (p->reclaimed_gen) {
 		dc_drop(stg->dc, v->id, p->reclaimed_gen);
 		v->reclaims++;
+		ret_reclaim_committed(stg, v, p->reclaimed_gen);
+		if (stg->cfg.reclaim_trace)
+			stg->cfg.reclaim_trace(stg->cfg.reclaim_trace_user, v->index,
+			                       (uint64_t)(stg_realtime_us() - p->started_us));
 	}
 	pthread_mutex_lock(&v->lock);
 	if (p->reclaimed_gen)
@@ -195,10 +172,21 @@ static void apply_prepared(struct stg *stg, struct prepared *p)
 static int apply_chunks(MDB_txn *t, struct stg *stg, struct imsg *m)
 {
 	for (uint32_t i = 0; i < m->n; i++) {
-		int err = idx_merge_chunk(t, stg->ix, m->vol->id, m->gen,
-		                          stg->cfg.gap_us, &m->e[i]);
+		const struct dir_entry *e = &m->e[i];
+		int err = 0;
+		if (!(e->flags & REC_RELOCATED)) {
+			ret_note_chunk(stg, e);
+		} else if (!ret_copy_landed(stg, m->vol, m->gen, e)) {
+			/* a copy of footage purged meanwhile: it goes too */
+			struct loc_entry le = { *e, m->gen };
+			err = ret_zero_chunks(stg, m->vol, &le, 1);
+			if (err)
+				return err;
+			continue;
+		}
+		err = idx_merge_chunk(t, stg->ix, m->vol->id, m->gen, stg->cfg.gap_us, e);
 		if (!err)
-			err = idx_segment_add_chunk(t, stg->ix, m->vol->id, m->gen, &m->e[i]);
+			err = idx_segment_add_chunk(t, stg->ix, m->vol->id, m->gen, e);
 		if (err)
 			return err;
 	}
@@ -323,13 +311,87 @@ static void process(struct stg *stg, struct imsg *head, struct imsg **retry)
 	free(prep);
 }
 
-/* Moves the segment requests out of the list *head, keeping both orders. */
-static struct imsg *take_segment_requests(struct imsg **head)
+/* Runs one IMSG_CALL in a transaction of its own, so that its failure
+ * (a purge refused under a hold) aborts nothing else. */
+static void run_call(struct stg *stg, struct imsg *m)
+{
+	int err;
+	for (;;) {
+		MDB_txn *t;
+		err = idx_write_begin(stg->ix, &t);
+		if (err)
+			break;
+		err = m->call(t, stg, m->arg);
+		if (err) {
+			mdb_txn_abort(t);
+		} else {
+			err = idx_write_commit(stg->ix, t);
+		}
+		if (err != MDB_MAP_FULL || idx_grow(stg->ix))
+			break;
+	}
+	if (!err && m->after)
+		m->after(stg, m->arg);
+	if (m->result)
+		*m->result = err;
+	if (m->done)
+		sem_post(m->done);
+	free(m);
+}
+
+int indexer_call(struct stg *stg, idx_call_fn fn, idx_after_fn after, void *arg)
+{
+	struct imsg *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	sem_t done;
+	sem_init(&done, 0, 0);
+	int result = 0;
+	m->type = IMSG_CALL;
+	m->call = fn;
+	m->after = after;
+	m->arg = arg;
+	m->result = &result;
+	m->done = &done;
+	indexer_send(stg, m);
+	sem_wait(&done);
+	sem_destroy(&done);
+	return result;
+}
+
+/* The periodic retention work, every retention_interval_ms. */
+static void maybe_sweep(struct stg *stg, int64_t *next_us)
+{
+	int64_t now = stg_realtime_us();
+	if (now < *next_us)
+		return;
+	*next_us = now + (int64_t)stg->cfg.retention_interval_ms * 1000;
+	struct imsg *m = calloc(1, sizeof *m);
+	void *arg = calloc(1, 512);
+	if (!m || !arg) {
+		free(m);
+		free(arg);
+		LOG_ERR("event=retention_sweep_skipped err=\"%s\"", stg_strerror(-ENOMEM));
+		return;
+	}
+	int result = 0;
+	m->call = ret_sweep;
+	m->after = ret_sweep_after;
+	m->arg = arg;
+	m->result = &result;
+	run_call(stg, m);
+	if (result)
+		LOG_ERR("event=retention_sweep_failed err=\"%s\"", stg_strerror(result));
+	free(arg);
+}
+
+/* Moves the messages of `type` out of the list *head, keeping both orders. */
+static struct imsg *take_type(struct imsg **head, enum imsg_type type)
 {
 	struct imsg *needs = NULL, **ntail = &needs, **pp = head;
 	while (*pp) {
 		struct imsg *m = *pp;
-		if (m->type == IMSG_NEED_SEGMENT) {
+		if (m->type == type) {
 			*pp = m->next;
 			m->next = NULL;
 			*ntail = m;
@@ -345,16 +407,18 @@ static void *indexer_main(void *arg)
 {
 	struct stg *stg = arg;
 	struct imsg *retry = NULL;     /* segment requests waiting for a seal */
+	int64_t next_sweep = stg_realtime_us() + (int64_t)stg->cfg.retention_interval_ms * 1000;
 	pthread_mutex_lock(&stg->ix_lock);
 	for (;;) {
 		while (!stg->ix_head && !stg->ix_stop) {
-			if (!retry) {
-				pthread_cond_wait(&stg->ix_cond, &stg->ix_lock);
-				continue;
-			}
+			/* wake for retries (50 ms) and for the retention sweep */
+			int64_t wait_ms = retry ? 50 : (next_sweep - stg_realtime_us()) / 1000 + 1;
+			if (wait_ms <= 0)
+				break;
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 50 * 1000000;
+			ts.tv_sec += wait_ms / 1000;
+			ts.tv_nsec += (wait_ms % 1000) * 1000000;
 			if (ts.tv_nsec >= 1000000000) {
 				ts.tv_sec++;
 				ts.tv_nsec -= 1000000000;
@@ -371,9 +435,12 @@ static void *indexer_main(void *arg)
 		 * write load a commit takes 100-400 ms, and a writer waiting for a
 		 * segment must not also wait for the chunk merges queued before
 		 * its request. Everything else keeps its order. */
-		struct imsg *needs = take_segment_requests(&head);
+		struct imsg *needs = take_type(&head, IMSG_NEED_SEGMENT);
 		if (needs)
 			process(stg, needs, &retry);
+		/* calls after the chunks queued before them (a purge sees what
+		 * was recorded before it was asked) */
+		struct imsg *calls = take_type(&head, IMSG_CALL);
 		if (retry) {            /* retried requests go after the new seals */
 			struct imsg **tail = &head;
 			while (*tail)
@@ -383,6 +450,11 @@ static void *indexer_main(void *arg)
 		}
 		if (head)
 			process(stg, head, &retry);
+		for (struct imsg *m = calls, *n; m; m = n) {
+			n = m->next;
+			run_call(stg, m);
+		}
+		maybe_sweep(stg, &next_sweep);
 		pthread_mutex_lock(&stg->ix_lock);
 		if (stg->ix_stop && retry && !stg->ix_head) {
 			for (struct imsg *m = retry, *n; m; m = n) {

@@ -172,9 +172,21 @@ void dc_seal(struct dircache *dc, struct segdir *d);
 void dc_drop(struct dircache *dc, uint16_t vol, uint32_t gen);
 void segdir_append(struct segdir *d, const struct dir_entry *e);
 
-/* Lookups return 1 and fill *out when found, 0 when not. */
-int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out);
-int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out);
+/* Lookups return 1 and fill *out when found, 0 when not. They see only
+ * chunks of one kind: `kind` is REC_RELOCATED for relocated copies, 0 for
+ * everything else (a range is made of one kind, see format.h). */
+int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
+                       struct dir_entry *out);
+int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
+                       struct dir_entry *out);
+/* Removes the entries of cam starting at the given times (purged chunks)
+ * from a directory in memory; returns how many were removed. */
+uint32_t segdir_remove(struct segdir *d, uint32_t cam, const int64_t *starts, uint32_t n);
+/* Adds the camera's chunks overlapping [t0, t1) to *acc (stg_estimate);
+ * relocated copies count too, so a held chunk may count twice (an
+ * estimate errs on the large side). */
+void segdir_sum(struct segdir *d, uint32_t cam, int64_t t0, int64_t t1,
+                struct stg_estimate *acc);
 
 /* ---- index (index.c) ---- */
 struct index;
@@ -192,6 +204,22 @@ int idx_grow(struct index *ix);
 MDB_dbi idx_db_volumes(struct index *ix);
 MDB_dbi idx_db_segments(struct index *ix);
 MDB_dbi idx_db_ranges(struct index *ix);
+MDB_dbi idx_db_classes(struct index *ix);
+MDB_dbi idx_db_camclass(struct index *ix);
+MDB_dbi idx_db_holds(struct index *ix);
+
+/* Does a segment record carry times (a chunk that is not a relocated copy)? */
+static inline bool seg_has_times(const struct idx_segment *s)
+{
+	return s->t_min != 0 || s->t_max != 0;
+}
+
+/* A chunk and the generation it lies in. */
+struct loc_entry {
+	struct dir_entry e;
+	uint32_t gen;
+};
+int loc_entry_cmp(const void *a, const void *b);   /* camera, start, kind, gen */
 
 void seg_key_make(struct seg_key *k, uint16_t vol, uint32_t gen);
 void seg_key_parse(const struct seg_key *k, uint16_t *vol, uint32_t *gen);
@@ -213,8 +241,25 @@ int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 /* Adds a chunk's extent to its segment record's time range and count. */
 int idx_segment_add_chunk(MDB_txn *t, struct index *ix, uint16_t vol,
                           uint32_t gen, const struct dir_entry *e);
+/* The range of `cam` that holds time `at`: 0, or MDB_NOTFOUND. */
+int idx_range_containing(MDB_txn *t, struct index *ix, uint32_t cam, int64_t at,
+                         int64_t *rstart, struct idx_range *r);
+/* Takes the chunks first..last (a run in time of one camera and one kind,
+ * inside range (rstart, r)) out of the range: what is left before them
+ * keeps the range's key, what is left after becomes a range starting at its
+ * first chunk. Invariant kept: every range starts and ends on a chunk of
+ * its own, in live generations that follow its time. */
+int idx_cut(MDB_txn *t, struct stg *stg, uint32_t cam, int64_t rstart,
+            const struct idx_range *r, const struct dir_entry *first, uint32_t first_gen,
+            const struct dir_entry *last, uint32_t last_gen);
+/* Cuts every chunk of `c` (sorted by loc_entry_cmp, all on volume `vol`)
+ * out of the ranges that hold it; chunks no range holds are skipped.
+ * Adds the chunks cut to *cut if not NULL. */
+int idx_cut_chunks(MDB_txn *t, struct stg *stg, uint16_t vol, const struct loc_entry *c,
+                   size_t n, uint64_t *cut);
 /* Removes everything that points into generation `gen` of volume `vol`:
- * ranges starting there are deleted or moved to their next chunk. */
+ * every range is cut around the chunks it has there (any generation, not
+ * only the oldest: the retention engine skips held segments). */
 int idx_reclaim_gen(MDB_txn *t, struct stg *stg, uint16_t vol, uint32_t gen);
 
 /* ---- recovery and rebuild (recover.c) ---- */
@@ -251,7 +296,14 @@ enum imsg_type {
 	IMSG_SEAL,                 /* segment sealed, directory on disk */
 	IMSG_NEED_SEGMENT,         /* writer wants a prepared segment */
 	IMSG_BARRIER,              /* signal when everything before is committed */
+	IMSG_CALL,                 /* run a function in a transaction of its own */
 };
+
+/* A function run on the index thread in a write transaction of its own
+ * (indexer_call): `fn` returns 0 to commit or an error to abort; `after`,
+ * if set, runs once the commit succeeded (in-memory effects). */
+typedef int (*idx_call_fn)(MDB_txn *t, struct stg *stg, void *arg);
+typedef void (*idx_after_fn)(struct stg *stg, void *arg);
 struct imsg {
 	struct imsg *next;
 	enum imsg_type type;
@@ -262,12 +314,59 @@ struct imsg {
 	uint32_t dir_len;
 	uint32_t n;                /* IMSG_CHUNKS: entries; IMSG_NEED_SEGMENT: segments */
 	struct dir_entry *e;
-	sem_t *done;               /* IMSG_BARRIER */
+	sem_t *done;               /* IMSG_BARRIER, IMSG_CALL */
 	bool retry;                /* IMSG_NEED_SEGMENT: nothing to reclaim yet */
+	idx_call_fn call;          /* IMSG_CALL */
+	idx_after_fn after;
+	void *arg;
+	int *result;
 };
 int indexer_start(struct stg *stg);
+/* Runs fn (then after) on the index thread and waits; returns fn's result
+ * or the commit's error. */
+int indexer_call(struct stg *stg, idx_call_fn fn, idx_after_fn after, void *arg);
 void indexer_stop(struct stg *stg);
 void indexer_send(struct stg *stg, struct imsg *m);
+
+/* ---- retention (retention.c, relocate.c) ---- */
+struct retention;
+int ret_open(struct stg *stg);
+void ret_close(struct stg *stg);
+/* Picks the segment to reuse on volume v, relocating what must outlive it,
+ * and reclaims it in transaction t: 0 with *gen and *s (its record before
+ * the reclaim), or MDB_NOTFOUND when none can be reused yet. */
+int ret_reclaim_one(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen,
+                    struct idx_segment *s);
+/* After the commit of the reclaim of (v, gen). */
+void ret_reclaim_committed(struct stg *stg, struct vol *v, uint32_t gen);
+/* A relocated copy reached the disk and the index thread: false if it must
+ * be dropped (its footage was purged meanwhile); its bytes are then zeroed. */
+bool ret_copy_landed(struct stg *stg, struct vol *v, uint32_t gen, const struct dir_entry *e);
+/* A chunk was indexed: counts it in its camera's ingest rate. */
+void ret_note_chunk(struct stg *stg, const struct dir_entry *e);
+/* The periodic work (maximum retention, hold expiry, alarms). */
+int ret_sweep(MDB_txn *t, struct stg *stg, void *arg);
+void ret_sweep_after(struct stg *stg, void *arg);
+
+/* Shared between retention.c and relocate.c (index thread). */
+struct ret_class;
+const struct ret_class *ret_class_of(struct retention *r, uint32_t cam);
+int64_t ret_class_min(const struct ret_class *c);
+bool ret_held(struct retention *r, uint32_t cam, int64_t start, int64_t end, int64_t now);
+bool ret_relocation_needed(struct retention *r);
+void ret_short(struct stg *stg, MDB_txn *t, uint32_t cam, const struct dir_entry *e, int64_t now);
+/* Overwrites the records of `c` (n chunks of volume v) with zeros and syncs. */
+int ret_zero_chunks(struct stg *stg, struct vol *v, const struct loc_entry *c, size_t n);
+struct vol *vol_by_index_id(struct stg *stg, uint16_t id);
+
+/* relocate.c: copies of chunks that must outlive their segment */
+int evac_init(struct stg *stg);
+int evac_pick(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen, struct idx_segment *s);
+void evac_committed(struct stg *stg, struct vol *v, uint32_t gen);
+bool evac_landed(struct stg *stg, struct vol *v, uint32_t gen, const struct dir_entry *e);
+void evac_purged(struct stg *stg, uint32_t cam, int64_t t0, int64_t t1);
+void evac_free(struct stg *stg);
+void evac_counts(struct stg *stg, uint64_t *chunks, uint64_t *bytes);
 
 /* ---- the engine ---- */
 struct stg {
@@ -290,6 +389,9 @@ struct stg {
 	struct imsg *ix_head, *ix_tail;
 	bool ix_stop;
 	bool ix_running;
+
+	struct retention *ret;
+	struct evac_state *evac;    /* relocate.c, index thread only */
 };
 
 #endif

@@ -45,6 +45,7 @@ const char *stg_strerror(int err)
 	case STG_ENOVOLUME: return "no healthy volume left";
 	case STG_EEXIST: return "directory is not empty or already a volume";
 	case STG_EFORMAT: return "not a volume or unsupported format version";
+	case STG_EHELD: return "footage is under a legal hold";
 	}
 	if (err <= -30700 && err >= -31000)
 		return mdb_strerror(err);

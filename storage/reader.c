@@ -88,18 +88,99 @@ int stg_ranges(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
 	mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
 	struct range_rec rr;
 	int n = 0;
+	int64_t prev_end = INT64_MIN;
+	uint16_t prev_flags = 0;
 	for (err = range_seek(c, camera_id, t0, &rr); !err && rr.start < t1;
 	     err = range_next(c, camera_id, &rr)) {
 		if (rr.r.end_us <= t0)
 			continue;
+		struct stg_range x = { rr.start > t0 ? rr.start : t0,
+		                       rr.r.end_us < t1 ? rr.r.end_us : t1 };
+		/* relocated footage touching footage that stayed in place is one
+		 * stretch to the caller (ranges that touch otherwise are an
+		 * interruption: stg_camera_flush) */
+		bool reloc = (rr.r.flags | prev_flags) & RANGE_RELOCATED;
+		prev_flags = rr.r.flags;
+		if (n > 0 && reloc && x.start_us <= prev_end) {
+			if (x.end_us > prev_end)
+				prev_end = x.end_us;
+			if (n <= max)
+				out[n - 1].end_us = prev_end;
+			continue;
+		}
 		if (n < max)
-			out[n] = (struct stg_range){ rr.start > t0 ? rr.start : t0,
-			                             rr.r.end_us < t1 ? rr.r.end_us : t1 };
+			out[n] = x;
+		prev_end = x.end_us;
 		n++;
 	}
 	mdb_cursor_close(c);
 	idx_read_end(stg->ix, t);
 	return err && err != MDB_NOTFOUND ? err : n;
+}
+
+/* Sums the chunks of one range that overlap [t0, t1); the window is first
+ * clipped to the range so that a generation shared with a neighbouring
+ * range is not counted twice. */
+static int estimate_range(struct stg *stg, uint32_t cam, const struct range_rec *rr,
+                          int64_t t0, int64_t t1, struct stg_estimate *acc)
+{
+	int64_t a = rr->start > t0 ? rr->start : t0;
+	int64_t b = rr->r.end_us < t1 ? rr->r.end_us : t1;
+	for (uint32_t g = rr->r.first_gen; a < b && g <= rr->r.last_gen; g++) {
+		struct segdir *d;
+		int err = dc_get(stg, rr->r.vol, g, &d);
+		if (err == STG_EGONE || err == MDB_NOTFOUND)
+			continue;      /* reclaimed since the range was read */
+		if (err)
+			return err;
+		segdir_sum(d, cam, a, b, acc);
+		dc_put(stg->dc, d);
+	}
+	return 0;
+}
+
+#define EST_BATCH 64
+
+/* Reads up to EST_BATCH ranges overlapping [from, t1) in one short read
+ * transaction (directory reads come after it, without the snapshot). */
+static int estimate_batch(struct stg *stg, uint32_t cam, int64_t from, int64_t t1,
+                          struct range_rec *rr, int *n)
+{
+	*n = 0;
+	MDB_txn *t;
+	MDB_cursor *c;
+	int err = idx_read_begin(stg->ix, &t);
+	if (err)
+		return err;
+	err = mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
+	if (!err) {
+		for (err = range_seek(c, cam, from, &rr[0]); !err && rr[*n].start < t1;
+		     err = range_next(c, cam, &rr[*n])) {
+			if (rr[*n].r.end_us > from && ++*n == EST_BATCH)
+				break;
+		}
+		mdb_cursor_close(c);
+	}
+	idx_read_end(stg->ix, t);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
+int stg_estimate(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                 struct stg_estimate *out)
+{
+	struct stg_estimate acc = { 0 };
+	struct range_rec rr[EST_BATCH];
+	int64_t from = t0;
+	int n, err;
+	do {
+		err = estimate_batch(stg, camera_id, from, t1, rr, &n);
+		for (int i = 0; !err && i < n; i++)
+			err = estimate_range(stg, camera_id, &rr[i], t0, t1, &acc);
+		if (n > 0)
+			from = rr[n - 1].r.end_us;
+	} while (!err && n == EST_BATCH);
+	*out = err ? (struct stg_estimate){ 0 } : acc;
+	return err;
 }
 
 /* ---- iterator ---------------------------------------------------------------- */
@@ -203,8 +284,14 @@ static int seg_tmin(struct stg *stg, uint16_t vol, uint32_t gen, int64_t *tmin)
 	err = idx_get_segment(t, stg->ix, vol, gen, &s);
 	idx_read_end(stg->ix, t);
 	if (!err)
-		*tmin = s.chunks ? s.t_min : INT64_MAX;
+		*tmin = seg_has_times(&s) ? s.t_min : INT64_MAX;
 	return err;
+}
+
+/* The kind of chunk a range is made of (format.h). */
+static uint16_t range_kind(const struct range_rec *rr)
+{
+	return rr->r.flags & RANGE_RELOCATED ? REC_RELOCATED : 0;
 }
 
 /* The generation of the range most likely to hold time t: the last one
@@ -236,7 +323,7 @@ static int find_chunk_at(struct stg_iter *it, int64_t t, struct dir_entry *e, ui
 			continue;
 		if (err)
 			return err;
-		int found = segdir_last_before(d, it->cam, t, e);
+		int found = segdir_last_before(d, it->cam, t, range_kind(rr), e);
 		dc_put(it->stg->dc, d);
 		if (found && e->start_us >= rr->start) {
 			*gen = g;
@@ -266,7 +353,7 @@ static int next_chunk(struct stg_iter *it, const struct dir_entry *cur, uint32_t
 		}
 		if (err)
 			return err;
-		int found = segdir_first_after(d, it->cam, after, e);
+		int found = segdir_first_after(d, it->cam, after, range_kind(rr), e);
 		dc_put(it->stg->dc, d);
 		if (found && e->start_us < rr->r.end_us) {   /* end is exclusive */
 			*gen = g;
@@ -315,10 +402,11 @@ static int advance_range(struct stg_iter *it)
 			after = it->range.start;   /* range reclaimed under us: the next */
 			continue;
 		}
+		int64_t prev_end = it->chunk.end_us;
 		if (!err)
 			err = load_chunk(it, it->range.r.vol, g, &e);
-		if (!err)
-			it->discontinuity = true;
+		if (!err && (e.start_us > prev_end || !(it->range.r.flags & RANGE_RELOCATED)))
+			it->discontinuity = true;   /* relocated footage next to the rest is no gap */
 		return err;
 	}
 }

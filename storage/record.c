@@ -95,7 +95,8 @@ int dir_entry_cmp(const void *a, const void *b)
 		return x->camera_id < y->camera_id ? -1 : 1;
 	if (x->start_us != y->start_us)
 		return x->start_us < y->start_us ? -1 : 1;
-	return 0;
+	/* a chunk before its relocated copy (idx_merge_chunk relies on it) */
+	return (x->flags & REC_RELOCATED) - (y->flags & REC_RELOCATED);
 }
 
 int dir_record_build(struct dir_entry *e, uint32_t n, uint32_t gen,

@@ -309,20 +309,31 @@ static uint32_t lower_bound(const struct dir_entry *e, uint32_t n, uint32_t cam,
 	return lo;
 }
 
-int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out)
+static bool kind_is(const struct dir_entry *e, uint16_t kind)
+{
+	return (e->flags & REC_RELOCATED) == kind;
+}
+
+int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
+                       struct dir_entry *out)
 {
 	int found = 0;
 	pthread_mutex_lock(&d->lock);
 	if (d->sorted) {
-		uint32_t i = lower_bound(d->e, d->visible, cam, t);
-		if (i < d->visible && d->e[i].camera_id == cam && d->e[i].start_us == t)
-			*out = d->e[i], found = 1;
-		else if (i > 0 && d->e[i - 1].camera_id == cam)
-			*out = d->e[i - 1], found = 1;
+		/* entries of cam with start <= t end just before lower_bound(t+1) */
+		uint32_t i = lower_bound(d->e, d->visible, cam, t == INT64_MAX ? t : t + 1);
+		if (t == INT64_MAX)
+			while (i < d->visible && d->e[i].camera_id == cam)
+				i++;
+		while (i > 0 && d->e[i - 1].camera_id == cam && !found) {
+			if (kind_is(&d->e[i - 1], kind))
+				*out = d->e[i - 1], found = 1;
+			i--;
+		}
 	} else {
 		for (uint32_t i = 0; i < d->visible; i++) {
 			const struct dir_entry *e = &d->e[i];
-			if (e->camera_id == cam && e->start_us <= t &&
+			if (e->camera_id == cam && e->start_us <= t && kind_is(e, kind) &&
 			    (!found || e->start_us > out->start_us))
 				*out = *e, found = 1;
 		}
@@ -331,24 +342,73 @@ int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, struct dir_ent
 	return found;
 }
 
-int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, struct dir_entry *out)
+int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
+                       struct dir_entry *out)
 {
 	int found = 0;
 	pthread_mutex_lock(&d->lock);
 	if (d->sorted) {
 		uint32_t i = lower_bound(d->e, d->visible, cam,
 		                         t == INT64_MAX ? t : t + 1);
-		if (i < d->visible && d->e[i].camera_id == cam &&
-		    (t == INT64_MIN || d->e[i].start_us > t))
-			*out = d->e[i], found = 1;
+		for (; i < d->visible && d->e[i].camera_id == cam && !found; i++)
+			if ((t == INT64_MIN || d->e[i].start_us > t) && kind_is(&d->e[i], kind))
+				*out = d->e[i], found = 1;
 	} else {
 		for (uint32_t i = 0; i < d->visible; i++) {
 			const struct dir_entry *e = &d->e[i];
 			if (e->camera_id == cam && (t == INT64_MIN || e->start_us > t) &&
-			    (!found || e->start_us < out->start_us))
+			    kind_is(e, kind) && (!found || e->start_us < out->start_us))
 				*out = *e, found = 1;
 		}
 	}
 	pthread_mutex_unlock(&d->lock);
 	return found;
+}
+
+uint32_t segdir_remove(struct segdir *d, uint32_t cam, const int64_t *starts, uint32_t n)
+{
+	uint32_t removed = 0;
+	pthread_mutex_lock(&d->lock);
+	uint32_t w = 0;
+	for (uint32_t i = 0; i < d->n; i++) {
+		bool drop = false;
+		if (i < d->visible && d->e[i].camera_id == cam)
+			for (uint32_t k = 0; k < n && !drop; k++)
+				drop = d->e[i].start_us == starts[k];
+		if (drop) {
+			removed++;
+			continue;
+		}
+		d->e[w++] = d->e[i];
+	}
+	d->n = w;
+	d->visible -= removed;
+	pthread_mutex_unlock(&d->lock);
+	return removed;
+}
+
+void segdir_sum(struct segdir *d, uint32_t cam, int64_t t0, int64_t t1,
+                struct stg_estimate *acc)
+{
+	pthread_mutex_lock(&d->lock);
+	uint32_t i = 0;
+	if (d->sorted) {
+		/* the chunk starting before t0 may still overlap it */
+		i = lower_bound(d->e, d->visible, cam, t0);
+		if (i > 0 && d->e[i - 1].camera_id == cam)
+			i--;
+	}
+	for (; i < d->visible; i++) {
+		const struct dir_entry *e = &d->e[i];
+		if (d->sorted && (e->camera_id != cam || e->start_us >= t1))
+			break;
+		if (e->camera_id != cam || e->start_us >= t1 || e->end_us <= t0)
+			continue;
+		uint64_t overhead = sizeof(struct rec_header) +
+		                    (uint64_t)e->frames * sizeof(struct frame_entry);
+		acc->bytes += e->length > overhead ? e->length - overhead : 0;
+		acc->frames += e->frames;
+		acc->chunks++;
+	}
+	pthread_mutex_unlock(&d->lock);
 }

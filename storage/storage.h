@@ -42,6 +42,7 @@ enum {
 	STG_ENOVOLUME = -30803,/* no healthy volume is left to write to */
 	STG_EEXIST = -30804,   /* directory is not empty or already a volume */
 	STG_EFORMAT = -30805,  /* not a volume, or an unsupported format version */
+	STG_EHELD = -30806,    /* footage is under a legal hold */
 };
 
 const char *stg_strerror(int err);
@@ -99,6 +100,12 @@ typedef void (*stg_write_trace_fn)(void *user, int volume_index,
                                    uint64_t segment, uint64_t offset,
                                    uint64_t length);
 
+/* Called by the index thread once per segment reclaimed for reuse, with
+ * the wall time the reclaim took from the writer's request being taken up
+ * to its commit (choosing the segment, relocating, cutting ranges). For
+ * benchmarks; NULL for none. */
+typedef void (*stg_reclaim_trace_fn)(void *user, int volume_index, uint64_t micros);
+
 /* A clock the engine reads for "now" (retention, flush timers). NULL means
  * CLOCK_REALTIME. Tests inject their own. */
 typedef int64_t (*stg_clock_fn)(void *user);
@@ -121,8 +128,16 @@ struct stg_config {
 	uint64_t map_size;            /* initial LMDB map size [64 MiB]; grows */
 	bool no_fsync;                /* skip fdatasync (benchmarks of raw speed only) */
 
+	uint32_t retention_interval_ms; /* enforce maximum retention, expire holds,
+	                                   clear alarms this often [60000] */
+	uint32_t rate_window_s;       /* ingest rates averaged over [3600] */
+	uint32_t hold_max_pct;        /* holds may keep at most this share of the
+	                                 capacity [50] */
+
 	stg_write_trace_fn write_trace;
 	void *write_trace_user;
+	stg_reclaim_trace_fn reclaim_trace;
+	void *reclaim_trace_user;
 	stg_clock_fn clock;
 	void *clock_user;
 };
@@ -190,6 +205,22 @@ struct stg_range {
  * and returns how many ranges exist (which may be more than `max`). */
 int stg_ranges(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
                struct stg_range *out, int max);
+
+/* What the index says a camera holds in [t0, t1), without reading a frame:
+ * the chunks overlapping the window, from the segment directories (cached,
+ * or one read per segment). `bytes` is the frame bytes of those chunks
+ * (record length less header and frame table, so within 8 bytes of padding
+ * per chunk); whole chunks count, so the sum can exceed the window's share
+ * by up to a chunk at each end, and a reader that snaps t0 back to a key
+ * frame may read a little more than counted. Exports size their quota with
+ * it. Returns 0 (all zero when there is no footage) or a negative error. */
+struct stg_estimate {
+	uint64_t bytes;
+	uint64_t frames;
+	uint64_t chunks;
+};
+int stg_estimate(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                 struct stg_estimate *out);
 
 struct stg_iter;
 
@@ -274,6 +305,144 @@ struct stg_index_stats {
 	uint64_t segment_bytes;    /* bytes of pages holding segment records */
 };
 int stg_index_stats(struct stg *stg, struct stg_index_stats *out);
+
+/* ---- Retention ---------------------------------------------------------------
+ *
+ * Every decision here reads the engine's clock (stg_config.clock), so tests
+ * run days in seconds. The rules (storage/retention.c has the design):
+ *  - Maximum: footage older than its class's max_us is taken out of the
+ *    index and its chunk bytes are overwritten with zeros, within
+ *    retention_interval_ms (plus one chunk, at most max_chunk_ms).
+ *  - Pressure: recording never waits for retention. When a volume needs a
+ *    segment, the oldest segment is reused; before that, the chunks in it
+ *    that must outlive it are copied forward (relocated): held chunks
+ *    always, and chunks still inside their class's promised minimum while
+ *    the copies stay under half a segment (the youngest first). What is not
+ *    copied is reclaimed, so classes above their promise lose footage first
+ *    and, beyond that, the oldest footage goes first. A class that loses
+ *    footage younger than its promise is in alarm until it again holds
+ *    min_us of footage (logged when raised and cleared, polled with
+ *    stg_retention_stats()).
+ *  - Holds: held footage is never reclaimed, expired or purged; a segment
+ *    whose held chunks are not copied yet is skipped by the ring.
+ * Classes, camera classes and holds live in the index and survive restarts
+ * (not a rebuild from the disks alone: stg_fsck copies them from the old
+ * index when it can read it, and says so when it cannot).
+ *
+ * These calls run on the engine's index thread and wait for it. */
+
+#define STG_CLASS_NAME_MAX 32
+#define STG_DEFAULT_CLASS "default"  /* the class of cameras given none */
+
+struct stg_class {
+	char name[STG_CLASS_NAME_MAX];  /* 1-31 of [a-z0-9_-] */
+	int64_t min_us;       /* promised minimum retention; 0 promises nothing */
+	int64_t max_us;       /* maximum retention; 0 keeps footage until reclaimed */
+	uint32_t share_pct;   /* share of the capacity the class may fill (used by
+	                         the forecast); 0 none */
+};
+
+/* Creates or changes a class (min_us <= max_us unless max_us is 0). A
+ * camera without a class belongs to STG_DEFAULT_CLASS, which behaves as
+ * {0, 0, 0} until it is defined. Returns 0 or -EINVAL. */
+int stg_class_set(struct stg *stg, const struct stg_class *c);
+
+/* Fills up to `max` classes in name order; returns how many exist. */
+int stg_class_list(struct stg *stg, struct stg_class *out, int max);
+
+/* Puts a camera in a class (NULL or "" for the default). -ENOENT if the
+ * class does not exist (the default always does). */
+int stg_camera_set_class(struct stg *stg, uint32_t camera_id, const char *name);
+
+#define STG_HOLD_MAX_CAMERAS 64
+
+struct stg_hold {
+	uint64_t id;               /* given by stg_hold_create */
+	uint32_t cameras[STG_HOLD_MAX_CAMERAS];
+	uint32_t camera_count;
+	int64_t start_us, end_us;  /* held window; may reach into the future */
+	int64_t created_us;
+	int64_t expires_us;        /* 0: until released */
+	char case_ref[64];
+	char reason[160];
+	uint64_t bytes;            /* footage held now (chunk bytes on disk) */
+};
+
+/* A stretch of a camera's footage that is not on disk. */
+struct stg_missing {
+	uint32_t camera_id;
+	int64_t start_us, end_us;
+};
+
+/* Creates a hold on `h` (id, created_us and bytes are filled in). The
+ * parts of the window up to now for which a camera has no footage (already
+ * reclaimed or expired, purged, or never recorded) are listed in
+ * `missing` (up to `max_missing`; *nmissing says how many there are): the
+ * hold is created for what exists. -ENOSPC when holds would keep more
+ * than hold_max_pct of the capacity, -EINVAL for a bad request. */
+int stg_hold_create(struct stg *stg, struct stg_hold *h, struct stg_missing *missing,
+                    int max_missing, int *nmissing);
+
+/* Fills up to `max` holds in id order; returns how many exist. */
+int stg_hold_list(struct stg *stg, struct stg_hold *out, int max);
+
+/* Releases a hold: its footage follows the rules of its classes again.
+ * -ENOENT if there is no such hold. */
+int stg_hold_release(struct stg *stg, uint64_t id);
+
+struct stg_purge_report {
+	uint64_t chunks, bytes, frames;  /* taken out and overwritten */
+	int64_t start_us, end_us;        /* what was removed (whole chunks, so
+	                                    it may reach past the window) */
+};
+
+/* Removes a camera's footage that overlaps [t0, t1): the chunks are
+ * overwritten with zeros on disk (synced) and then taken out of the index.
+ * Refused with STG_EHELD, changing nothing, when a hold covers any of it. */
+int stg_purge(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+              struct stg_purge_report *out);
+
+/* Runs the periodic retention work now (maximum retention, hold expiry,
+ * alarms) instead of at the next retention_interval_ms. */
+int stg_retention_enforce(struct stg *stg);
+
+struct stg_class_stats {
+	struct stg_class cls;
+	uint32_t cameras;          /* cameras of the class with footage */
+	int64_t retained_us;       /* now minus the class's oldest footage */
+	int64_t forecast_us;       /* retention current ingest rates allow once
+	                              the disks are full; -1 none is ingested */
+	double bytes_per_s;        /* ingest rate */
+	bool alarm;                /* below its promise */
+	int64_t alarm_since_us;    /* 0 unless in alarm */
+};
+
+struct stg_camera_retention {
+	uint32_t camera_id;
+	char class_name[STG_CLASS_NAME_MAX];
+	int64_t oldest_us;         /* oldest footage on disk, 0 none */
+	int64_t retained_us;       /* now minus oldest_us */
+	int64_t forecast_us;       /* as for its class */
+	double bytes_per_s;
+};
+
+struct stg_retention_stats {
+	uint64_t capacity_bytes;   /* footage the volumes hold when full */
+	uint64_t held_bytes;       /* of which holds keep */
+	uint32_t holds;
+	uint32_t alarms;           /* classes below their promise */
+	uint64_t relocated_chunks, relocated_bytes;
+	uint64_t expired_chunks, purged_chunks;
+};
+
+/* Retention figures now: totals in *out, one entry per class in `classes`
+ * (up to max_classes; *nclasses says how many exist). */
+int stg_retention_stats(struct stg *stg, struct stg_retention_stats *out,
+                        struct stg_class_stats *classes, int max_classes, int *nclasses);
+
+/* Per camera with footage or a class, in id order: fills up to `max` and
+ * returns how many there are. */
+int stg_retention_cameras(struct stg *stg, struct stg_camera_retention *out, int max);
 
 /* ---- Checking and rebuilding the index (offline) ------------------------ */
 

@@ -217,7 +217,8 @@ static void drop_chunk(struct chunk_buf *c)
 	if (c->cam) {
 		struct rec_header h;
 		memcpy(&h, c->data, sizeof h);
-		c->cam->dropped_frames += h.frame_count;
+		if (!(h.flags & REC_RELOCATED))
+			c->cam->dropped_frames += h.frame_count;
 	}
 	bufpool_put(c);
 }
@@ -245,7 +246,7 @@ static void drop_pending(struct wvol *wv)
 static void drop_events(struct wevent *ev, uint32_t n)
 {
 	for (uint32_t i = 0; i < n; i++)
-		if (ev[i].type == EV_CHUNK && ev[i].cam)
+		if (ev[i].type == EV_CHUNK && ev[i].cam && !(ev[i].e.flags & REC_RELOCATED))
 			ev[i].cam->dropped_frames += ev[i].e.frames;
 }
 
@@ -604,8 +605,10 @@ static void deliver(struct writer *w, struct wvol *wv, uint32_t n)
 			pthread_mutex_lock(&ev->dir->lock);
 			ev->dir->visible++;
 			pthread_mutex_unlock(&ev->dir->lock);
-			ev->cam->frames_written += ev->e.frames;
-			ev->cam->bytes_written += ev->e.length;
+			if (!(ev->e.flags & REC_RELOCATED)) {   /* copies were counted once */
+				ev->cam->frames_written += ev->e.frames;
+				ev->cam->bytes_written += ev->e.length;
+			}
 			batch[nb++] = ev->e;
 			batch_gen = ev->gen;
 			continue;

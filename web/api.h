@@ -64,6 +64,15 @@ struct api_snapshot {
 
 struct api_auth_cache;
 
+/* Samples of the dropped-frame total, for /health (api_ops.c). */
+#define API_DROP_SAMPLES 16
+struct api_drop_watch {
+	pthread_mutex_t lock;
+	int64_t mono_us[API_DROP_SAMPLES];
+	uint64_t dropped[API_DROP_SAMPLES];
+	uint32_t next, count;
+};
+
 struct web {
 	struct web_config cfg;
 	struct web_ctx ctx;
@@ -72,6 +81,7 @@ struct web {
 	void *daemon;                   /* struct MHD_Daemon: port, HTTPS with TLS */
 	void *plain;                    /* with TLS and plain_port: plain HTTP, else NULL */
 	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
+	struct api_drop_watch drops;
 };
 
 /* The status codes answered so far and how often, in code order. */
@@ -162,6 +172,32 @@ int api_hls_playlist(struct web *w, const struct web_request *req, const char *a
                      struct web_reply *rep);
 int api_hls_segment(struct web *w, const struct web_request *req, const char *arg,
                     struct web_reply *rep);
+int api_repeat_failures(struct web *w, const struct web_request *req, const char *arg,
+                        struct web_reply *rep);
+
+/* Health (api_ops.c): "ready", "degraded" or "failed" and the reasons
+ * (a new JSON array of {"code", "detail"}). 0 or -ENOMEM. init/free set
+ * up and drop the dropped-frame samples (web_start, web_stop). */
+int api_health_assess(struct web *w, const struct ingest_totals *t, const char **status,
+                      json_t **reasons);
+int api_ops_init(struct web *w);
+void api_ops_free(struct web *w);
+
+/* Evidence exports (api_export.c): POST /exports, GET /exports,
+ * /exports/{id}, /exports/{id}/manifest, /exports/{id}/download?camera=N,
+ * DELETE /exports/{id}. */
+int api_export_create(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+int api_export_list(struct web *w, const struct web_request *req, const char *arg,
+                    struct web_reply *rep);
+int api_export_status(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+int api_export_manifest(struct web *w, const struct web_request *req, const char *arg,
+                        struct web_reply *rep);
+int api_export_download(struct web *w, const struct web_request *req, const char *arg,
+                        struct web_reply *rep);
+int api_export_delete(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
 
 /* Who am I: GET /me (api_users.c). */
 int api_me(struct web *w, const struct web_request *req, const char *arg,

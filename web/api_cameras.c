@@ -3,7 +3,8 @@
  *
  * The listing filters the registry snapshot (api_snapshot.c) with the
  * filter of api_filter.c (bbox, near + radius, tag, district, q, status;
- * sorted by distance when near), then pages with limit and offset. Cameras
+ * sorted by distance when near), then pages with limit and offset; with
+ * live=1 each listed camera carries its `live` status too. Cameras
  * are shown without URLs or credentials: the snapshot never holds them.
  */
 #include <errno.h>
@@ -34,7 +35,24 @@ json_t *api_camera_json(struct web *w, const struct api_camera *c,
 	                 "status", api_status_name(w, c->id, st));
 }
 
-static int api_list(struct web *w, const struct api_filter *f, struct web_reply *rep)
+static json_t *api_live_json(const struct ingest_camera_status *st, bool known)
+{
+	if (!known)
+		return json_null();
+	int64_t up = st->streaming_since_us ? (nvr_now_us() - st->streaming_since_us) / 1000000 : 0;
+	return json_pack("{s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:b, s:I, s:o, s:b}",
+	                 "state", ingest_state_name(st->state), "last_error", st->last_error,
+	                 "bitrate_kbps", st->bitrate_kbps, "fps", st->fps,
+	                 "frames", (json_int_t)st->frames, "frames_lost", (json_int_t)st->frames_lost,
+	                 "reconnects", (json_int_t)st->reconnects,
+	                 "uptime_s", (json_int_t)(up > 0 ? up : 0), "rtcp_clock", st->rtcp_clock,
+	                 "failures_24h", (json_int_t)st->failures_24h,
+	                 "last_failure", st->last_failure_us ? api_time(st->last_failure_us) : json_null(),
+	                 "repeat_failure", ingest_is_repeat_failure(st));
+}
+
+static int api_list(struct web *w, const struct api_filter *f, bool live,
+                    struct web_reply *rep)
 {
 	struct api_hit *hits = NULL;
 	json_t *list = json_array();
@@ -44,9 +62,13 @@ static int api_list(struct web *w, const struct api_filter *f, struct web_reply 
 		goto fail;
 	for (size_t i = (size_t)f->offset; i < n && i < (size_t)(f->offset + f->limit); i++) {
 		struct ingest_camera_status st;
+		memset(&st, 0, sizeof st);
 		json_t *c = api_camera_json(w, hits[i].cam, &st);
 		if (c && f->near)
 			json_object_set_new(c, "distance_m", json_real(round(hits[i].distance_m * 10) / 10));
+		if (c && live)
+			json_object_set_new(c, "live", api_live_json(&st, strcmp(json_string_value(
+			        json_object_get(c, "status")), "not_recording") != 0));
 		if (!c || json_array_append_new(list, c))
 			goto fail;
 	}
@@ -69,10 +91,14 @@ int api_cameras(struct web *w, const struct web_request *req, const char *arg,
 	int r = api_parse_filter(&req->query, &f, rep);
 	if (r)
 		return r < 0 ? r : 0;
+	const char *live = query_get(&req->query, "live");
+	bool with_live = live && (!strcmp(live, "1") || !strcmp(live, "true"));
+	if (live && !with_live && strcmp(live, "0") && strcmp(live, "false"))
+		return api_error(rep, 400, "live", "must be 1, true, 0 or false");
 	int err = api_snapshot_acquire(w);
 	if (err)
 		return err;
-	err = api_list(w, &f, rep);
+	err = api_list(w, &f, with_live, rep);
 	api_snapshot_release(w);
 	return err;
 }
@@ -85,19 +111,6 @@ int64_t api_path_id(const char *arg, struct web_reply *rep)
 		return -1;
 	}
 	return id;
-}
-
-static json_t *api_live_json(const struct ingest_camera_status *st, bool known)
-{
-	if (!known)
-		return json_null();
-	int64_t up = st->streaming_since_us ? (nvr_now_us() - st->streaming_since_us) / 1000000 : 0;
-	return json_pack("{s:s, s:s, s:f, s:f, s:I, s:I, s:I, s:I, s:b}",
-	                 "state", ingest_state_name(st->state), "last_error", st->last_error,
-	                 "bitrate_kbps", st->bitrate_kbps, "fps", st->fps,
-	                 "frames", (json_int_t)st->frames, "frames_lost", (json_int_t)st->frames_lost,
-	                 "reconnects", (json_int_t)st->reconnects,
-	                 "uptime_s", (json_int_t)(up > 0 ? up : 0), "rtcp_clock", st->rtcp_clock);
 }
 
 int api_camera(struct web *w, const struct web_request *req, const char *arg,

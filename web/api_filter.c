@@ -2,7 +2,8 @@
  * api_filter.c - the camera filter shared by /cameras (api_cameras.c) and
  * /search (api_search.c): the parameters bbox, near + radius, tag, district,
  * q, status, limit and offset, parsed into struct api_filter (api.h), and
- * the cameras of the registry snapshot that match them.
+ * the cameras of the registry snapshot that match them. status is an
+ * ingest state's name, not_recording, or repeat_failure (ingest.h).
  *
  * Distances are great-circle (haversine on a sphere of the Earth's mean
  * radius). A bbox with minLon > maxLon crosses the antimeridian. Cameras
@@ -151,7 +152,11 @@ static bool api_match(struct web *w, const struct api_filter *f, const struct ap
 		return false;
 	if (f->status) {
 		struct ingest_camera_status st;
-		if (strcmp(f->status, api_status_name(w, c->id, &st)))
+		memset(&st, 0, sizeof st);
+		const char *name = api_status_name(w, c->id, &st);
+		if (!strcmp(f->status, "repeat_failure"))
+			return ingest_is_repeat_failure(&st);
+		if (strcmp(f->status, name))
 			return false;
 	}
 	return true;

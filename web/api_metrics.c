@@ -3,7 +3,8 @@
  * exposition format (version 0.0.4), for the operators' monitoring.
  *
  * What is exported: per camera its ingest state, bitrate, frame rate,
- * frames recorded, lost and dropped, reconnects; per volume bytes written,
+ * frames recorded, lost and dropped, reconnects, failures in the last 24 h
+ * (repeat failures); per volume bytes written,
  * write errors, state, free and total segments, age of its oldest footage;
  * the index size; HTTP answers by status code. Camera labels are the id
  * only (names may change and would multiply series).
@@ -33,7 +34,7 @@
 /* The per-camera metric families, rendered family by family. */
 enum mx_family {
 	MX_CAM_UP, MX_CAM_STATE, MX_CAM_BITRATE, MX_CAM_FPS, MX_CAM_FRAMES,
-	MX_CAM_LOST, MX_CAM_DROPPED, MX_CAM_RECONNECTS, MX_CAM_FAMILIES,
+	MX_CAM_LOST, MX_CAM_DROPPED, MX_CAM_RECONNECTS, MX_CAM_FAILURES, MX_CAM_FAMILIES,
 };
 
 static const struct {
@@ -47,6 +48,7 @@ static const struct {
 	[MX_CAM_LOST] = { "nvr_camera_lost_frames_total", "counter", "frames discarded by the depacketizer (gaps, corruption)" },
 	[MX_CAM_DROPPED] = { "nvr_camera_dropped_frames_total", "counter", "frames dropped by storage back-pressure" },
 	[MX_CAM_RECONNECTS] = { "nvr_camera_reconnects_total", "counter", "reconnections since the daemon started" },
+	[MX_CAM_FAILURES] = { "nvr_camera_failures_24h", "gauge", "failures in the last 24 h (3 or more: a repeat failure)" },
 };
 
 struct mx_req {
@@ -181,6 +183,10 @@ static void mx_header(struct mx_req *m)
 	mx_printf(m, "nvr_cameras %" PRIu32 "\n", t.cameras);
 	mx_family(m, "nvr_cameras_streaming", "gauge", "cameras streaming now");
 	mx_printf(m, "nvr_cameras_streaming %" PRIu32 "\n", t.streaming);
+	mx_family(m, "nvr_cameras_backoff", "gauge", "cameras waiting to retry after a failure");
+	mx_printf(m, "nvr_cameras_backoff %" PRIu32 "\n", t.backoff);
+	mx_family(m, "nvr_cameras_repeat_failures", "gauge", "cameras that failed 3 or more times in 24 h");
+	mx_printf(m, "nvr_cameras_repeat_failures %" PRIu32 "\n", t.repeat_failures);
 }
 
 static void mx_camera_line(struct mx_req *m, uint32_t id)
@@ -204,6 +210,7 @@ static void mx_camera_line(struct mx_req *m, uint32_t id)
 	case MX_CAM_LOST: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames_lost); break;
 	case MX_CAM_DROPPED: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames_dropped); break;
 	case MX_CAM_RECONNECTS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.reconnects); break;
+	case MX_CAM_FAILURES: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu32 "\n", name, id, st.failures_24h); break;
 	case MX_CAM_FAMILIES: break;
 	}
 }

@@ -1,6 +1,7 @@
 /*
  * api_recordings.c - GET /api/v1/health and /api/v1/cameras/{id}/ranges:
- * what the recorder is doing and what it has on disk.
+ * what the recorder is doing and what it has on disk. The health verdict
+ * and its reasons come from api_ops.c.
  *
  * /health answers anyone ({"status": "ok"}, for load balancers and
  * monitors); its details (ingest totals, volumes) only an operator or an
@@ -59,24 +60,79 @@ static json_t *api_volumes_json(struct web *w)
 	return arr;
 }
 
+/* Retention classes below their promised minimum (storage.h). */
+static json_t *api_alarms_json(struct web *w)
+{
+	static __thread struct stg_class_stats cs[65];
+	int n = 0;
+	json_t *arr = json_array();
+	if (!arr || stg_retention_stats(w->ctx.stg, NULL, cs, 65, &n))
+		return arr;
+	for (int i = 0; i < n && i < 65; i++) {
+		if (!cs[i].alarm)
+			continue;
+		json_t *a = json_pack("{s:s, s:s, s:o, s:f, s:f}", "kind", "retention_below_promise",
+		                      "class", cs[i].cls.name, "since", api_time(cs[i].alarm_since_us),
+		                      "promised_days", cs[i].cls.min_us / 864e8,
+		                      "retained_days", cs[i].retained_us / 864e8);
+		if (!a || json_array_append_new(arr, a)) {
+			json_decref(arr);
+			return NULL;
+		}
+	}
+	return arr;
+}
+
+/* A class below its promise degrades the verdict (the alarm's reason). */
+static const char *api_with_alarms(const char *status, json_t *reasons, json_t *alarms)
+{
+	size_t n = json_array_size(alarms);
+	if (!n)
+		return status;
+	char detail[96];
+	snprintf(detail, sizeof detail, "%zu retention classes keep less than their promised days", n);
+	json_array_append_new(reasons, json_pack("{s:s, s:s}", "code", "retention_below_promise",
+	                                         "detail", detail));
+	return strcmp(status, "ready") ? status : "degraded";
+}
+
+/* Everyone (monitors too) gets the verdict; operators and admins also its
+ * reasons, the totals, the volumes and the retention alarms. */
 int api_health(struct web *w, const struct web_request *req, const char *arg,
                struct web_reply *rep)
 {
 	(void)arg;
 	struct ingest_totals t;
 	memset(&t, 0, sizeof t);
-	if (!req->authenticated || !(WEB_ROLES_OPERATORS & WEB_ROLE_BIT(req->role))) {
-		rep->body = json_pack("{s:s}", "status", "ok");
-		return rep->body ? 0 : -ENOMEM;
-	}
 	if (w->ctx.ingest)
 		ingest_totals(w->ctx.ingest, &t);
-	json_t *vols = api_volumes_json(w);
-	if (!vols)
+	const char *status;
+	json_t *reasons = NULL, *vols = NULL, *alarms = api_alarms_json(w);
+	if (!alarms || api_health_assess(w, &t, &status, &reasons)) {
+		json_decref(alarms);
 		return -ENOMEM;
-	rep->body = json_pack("{s:s, s:I, s:I, s:I, s:o}", "status", "ok",
-	                      "cameras", (json_int_t)t.cameras, "streaming", (json_int_t)t.streaming,
-	                      "frames", (json_int_t)t.frames, "volumes", vols);
+	}
+	status = api_with_alarms(status, reasons, alarms);
+	rep->status = strcmp(status, "failed") ? 200 : 503;
+	if (!req->authenticated || !(WEB_ROLES_OPERATORS & WEB_ROLE_BIT(req->role))) {
+		json_decref(reasons);
+		json_decref(alarms);
+		rep->body = json_pack("{s:s}", "status", status);
+		return rep->body ? 0 : -ENOMEM;
+	}
+	vols = api_volumes_json(w);
+	if (!vols) {
+		json_decref(reasons);
+		json_decref(alarms);
+		return -ENOMEM;
+	}
+	rep->body = json_pack("{s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o}", "status", status,
+	                      "reasons", reasons, "cameras", (json_int_t)t.cameras,
+	                      "streaming", (json_int_t)t.streaming, "backoff", (json_int_t)t.backoff,
+	                      "repeat_failures", (json_int_t)t.repeat_failures,
+	                      "frames", (json_int_t)t.frames,
+	                      "frames_dropped", (json_int_t)t.frames_dropped, "volumes", vols,
+	                      "alarms", alarms);
 	return rep->body ? 0 : -ENOMEM;
 }
 

@@ -49,6 +49,13 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}/hls.m3u8", WEB_ROLES_ALL, api_hls_playlist },
 	{ "GET", "/api/v1/cameras/{id}/hls/segment.ts", WEB_ROLES_ALL, api_hls_segment },
 	{ "GET", "/api/v1/search", WEB_ROLES_INVESTIGATORS, api_search },
+	{ "GET", "/api/v1/repeat-failures", WEB_ROLES_OPERATORS, api_repeat_failures },
+	{ "POST", "/api/v1/exports", WEB_ROLES_INVESTIGATORS, api_export_create },
+	{ "GET", "/api/v1/exports", WEB_ROLES_INVESTIGATORS, api_export_list },
+	{ "GET", "/api/v1/exports/{id}", WEB_ROLES_INVESTIGATORS, api_export_status },
+	{ "DELETE", "/api/v1/exports/{id}", WEB_ROLES_INVESTIGATORS, api_export_delete },
+	{ "GET", "/api/v1/exports/{id}/manifest", WEB_ROLES_INVESTIGATORS, api_export_manifest },
+	{ "GET", "/api/v1/exports/{id}/download", WEB_ROLES_INVESTIGATORS, api_export_download },
 	{ "GET", "/api/v1/audit", WEB_ROLES_OPERATORS, api_audit_list },
 	{ "GET", "/api/v1/audit/verify", WEB_ROLES_OPERATORS, api_audit_verify },
 	{ "GET", "/api/v1/tokens", WEB_ROLES_ALL, api_tokens_list },
@@ -452,9 +459,14 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	}
 	if ((err = api_auth_init(w)))
 		goto fail;
-	err = -pthread_rwlock_init(&w->snap.lock, NULL);
+	err = api_ops_init(w);
 	if (err)
 		goto fail;
+	err = -pthread_rwlock_init(&w->snap.lock, NULL);
+	if (err) {
+		api_ops_free(w);
+		goto fail;
+	}
 	/* Load the snapshot now, so that the first listing is not the slow one. */
 	err = api_snapshot_acquire(w);
 	if (!err) {
@@ -464,6 +476,7 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	if (err) {
 		api_snapshot_free(&w->snap);
 		pthread_rwlock_destroy(&w->snap.lock);
+		api_ops_free(w);
 		goto fail;
 	}
 	*out = w;
@@ -487,6 +500,7 @@ void web_stop(struct web *w)
 	MHD_stop_daemon(w->daemon);
 	api_snapshot_free(&w->snap);
 	pthread_rwlock_destroy(&w->snap.lock);
+	api_ops_free(w);
 	api_auth_free(w);
 	free(w);
 }

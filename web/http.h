@@ -26,6 +26,7 @@
 #include "storage.h"
 
 struct users;
+struct export_engine;
 
 /* What the handlers read; owned by the caller, alive until web_stop(). */
 struct web_ctx {
@@ -34,6 +35,7 @@ struct web_ctx {
 	struct ingest *ingest;          /* NULL: every camera reads "not_recording" */
 	struct users *users;            /* users and tokens; NULL: nobody logs in */
 	struct audit *audit;            /* the audit trail; NULL: nothing audited */
+	struct export_engine *exports;  /* evidence exports (export.h); NULL: 503 */
 };
 
 struct web_config {

@@ -18,7 +18,9 @@ start_nvrd_api 6
 expect_grep "event=http_started url=http://127.0.0.1:$HTTP_PORT/" nvrd.log "no http_started line"
 
 get health.json /health
-[[ $(json health.json 'j["status"]') == ok ]] || fail "health status"
+[[ $(json health.json 'j["status"]') == ready ]] || fail "health status: $(cat health.json)"
+[[ $(json health.json 'j["reasons"] == [] and j["backoff"] == 0 and j["repeat_failures"] == 0') == True ]] ||
+	fail "health: reasons or counts of a healthy recorder: $(cat health.json)"
 [[ $(json health.json 'j["cameras"]') == 6 ]] || fail "health: cameras != 6"
 [[ $(json health.json 'j["streaming"]') == 6 ]] || fail "health: cameras not streaming"
 [[ $(json health.json 'len(j["volumes"])') == 2 ]] || fail "health: volumes"
@@ -39,8 +41,9 @@ got=$(json bbox.json 'sorted(c["id"] for c in j["cameras"])')
 [[ $want == "[2, 5]" && $got == "$want" ]] || fail "bbox: got $got, expected $want (and [2, 5])"
 [[ $(json bbox.json 'j["total"]') == 2 ]] || fail "bbox: total"
 
-# near the Haibowan centre: ids 3 and 6, sorted by distance with distance_m.
-LAT=39.684 LON=106.825 RADIUS=2000
+# near the Haibowan centre: ids 6 (a crossing ~2.1 km out) and 3 (a
+# checkpoint ~3.5 km out), sorted by distance with distance_m.
+LAT=39.684 LON=106.825 RADIUS=5000
 get near.json "/cameras?near=$LAT,$LON&radius=$RADIUS"
 want=$($PY - all.json <<PYEOF
 import json, math, sys
@@ -54,8 +57,8 @@ print([i for d, i in hits if d <= $RADIUS])
 PYEOF
 )
 got=$(json near.json '[c["id"] for c in j["cameras"]]')
-[[ $got == "$want" && $want == "[3, 6]" ]] || fail "near: got $got, expected $want (and [3, 6])"
-[[ $(json near.json 'all(0 <= c["distance_m"] <= 2000 for c in j["cameras"])') == True ]] ||
+[[ $got == "$want" && $want == "[6, 3]" ]] || fail "near: got $got, expected $want (and [6, 3])"
+[[ $(json near.json 'all(0 <= c["distance_m"] <= 5000 for c in j["cameras"])') == True ]] ||
 	fail "near: distance_m missing or out of range"
 expect_param "/cameras?near=$LAT,$LON" 400 radius "near without radius"
 
@@ -74,6 +77,7 @@ get st.json '/cameras?status=streaming'
 get st2.json '/cameras?status=backoff'
 [[ $(json st2.json 'j["total"]') == 0 ]] || fail "status=backoff"
 expect_param '/cameras?limit=5000' 400 limit "limit=5000 not refused"
+expect_param '/cameras?live=maybe' 400 live "live=maybe not refused"
 
 # rates cover whole seconds: a camera that has just come up reports fps 0
 for _ in $(seq 50); do

@@ -23,6 +23,7 @@
 int bench_storage_main(int argc, char **argv);
 int bench_ingest_main(int argc, char **argv);   /* bench_ingest.c */
 int bench_http_main(int argc, char **argv);     /* bench_http.c */
+int bench_retention_main(int argc, char **argv); /* bench_retention.c */
 
 /* ---- Synthetic cameras (bench_synth.c) ---------------------------------- */
 

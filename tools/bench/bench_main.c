@@ -28,6 +28,9 @@ static const struct subcommand subcommands[] = {
 	  "the investigator API while recording: search latency over a city's "
 	  "cameras, playback time to first byte and frames lost under 100 "
 	  "clients, export throughput against a raw read" },
+	{ "retention", bench_retention_main,
+	  "write rate while the ring reclaims (classes, a hold) against the rate "
+	  "with free space, in one run; reclaim latency" },
 };
 
 #define NSUB (sizeof(subcommands) / sizeof(subcommands[0]))

@@ -100,7 +100,7 @@ static int parse_tail(const char *p, int64_t *frac_us, int64_t *offset_s)
 	return 0;
 }
 
-static int parse_time(const char *s, int64_t *out)
+int nvrctl_parse_time(const char *s, int64_t *out)
 {
 	uint64_t us;
 	if (cli_parse_uint(s, 0, INT64_MAX, &us) == 0) {
@@ -146,7 +146,7 @@ static int frames_parse(int argc, char **argv, struct frames_args *a)
 			break;
 		case 'f':
 		case 't':
-			if (parse_time(optarg, ch == 'f' ? &a->from : &a->to))
+			if (nvrctl_parse_time(optarg, ch == 'f' ? &a->from : &a->to))
 				goto bad_value;
 			break;
 		default:

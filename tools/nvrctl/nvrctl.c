@@ -22,6 +22,10 @@ static const struct command commands[] = {
 	{ "users", cmd_users, "add, list, change or delete users of the HTTP API" },
 	{ "tokens", cmd_tokens, "create, list or revoke API tokens" },
 	{ "audit", cmd_audit, "list the audit trail or verify its hash chain" },
+	{ "holds", cmd_holds, "create, list or release legal holds (daemon stopped)" },
+	{ "purge", cmd_purge, "erase a camera's footage in a time window (daemon stopped)" },
+	{ "retention", cmd_retention, "retention per class and camera: kept and forecast" },
+	{ "status", cmd_status, "health, cameras in trouble, volumes of a running nvrd (HTTP API)" },
 };
 
 static void usage(FILE *f)

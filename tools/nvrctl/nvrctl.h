@@ -25,4 +25,19 @@ int cmd_tokens(int argc, char **argv);
 /* `nvrctl audit list|verify ...` (cmd_audit.c) */
 int cmd_audit(int argc, char **argv);
 
+/* `nvrctl holds create|list|release`, `nvrctl purge`, `nvrctl retention`
+ * (cmd_retention.c): daemon stopped. */
+int cmd_holds(int argc, char **argv);
+int cmd_purge(int argc, char **argv);
+int cmd_retention(int argc, char **argv);
+
+/* A time on the command line: Unix microseconds or ISO 8601 (cmd_frames.c).
+ * Returns 0 or -EINVAL. */
+#include <stdint.h>
+int nvrctl_parse_time(const char *s, int64_t *out);
+
+/* `nvrctl status [--url URL] ...`: tables of a running nvrd, read from its
+ * HTTP API (no data directory). */
+int cmd_status(int argc, char **argv);
+
 #endif

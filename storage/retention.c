@@ -1,0 +1,1489 @@
+/*
+ * retention.c - retention classes, legal holds, maximum retention, purges,
+ * alarms and the capacity forecast.
+ *
+ * DESIGN
+ * Segments mix the chunks of every camera, so retention works at two
+ * granularities:
+ *  - Chunks, for removal before the ring gets there: maximum retention
+ *    (class max_us) and purges take a camera's chunks out of its ranges
+ *    (idx_cut) and overwrite their records with zeros on disk, so the bytes
+ *    are gone, not only unindexed. A sealed segment's directory is written
+ *    again without them; the open segment's directory loses them in memory
+ *    (its record on disk, written at seal, may still list them: offsets and
+ *    times of zeroed bytes, never video).
+ *  - Segments, for space: the ring still reuses whole segments, but
+ *    relocate.c first copies forward the chunks of the victim that must
+ *    outlive it (held ones; and ones younger than their class's promised
+ *    minimum, youngest first, while the copies stay under half a segment),
+ *    and skips a victim whose held chunks are not copied yet.
+ *
+ * Ordering of a purge or an expiry (index thread, one transaction):
+ *  1. check holds (a purge that touches held footage changes nothing);
+ *  2. find the chunks through the camera's ranges and segment directories;
+ *  3. overwrite them with zeros and fdatasync;
+ *  4. cut them out of the ranges, update the segment records (and rewrite
+ *     sealed directories), commit.
+ * A crash between 3 and 4 leaves index entries that point at zeros: readers
+ * skip them as damaged and fsck reports them; footage never comes back.
+ *
+ * Invariants kept here: a held chunk is never zeroed nor cut; a purge
+ * under a hold changes nothing; every decision reads stg_now().
+ *
+ * State: classes, camera classes and holds are in the index (format.h,
+ * index version 2) and in memory (struct retention, guarded by its mutex:
+ * the index thread changes it, stats readers read it). Ingest rates are
+ * kept in memory only, per camera, over two windows of rate_window_s of
+ * footage time (a sliding-window estimate).
+ *
+ * Forecast: capacity C = per volume (segments - reserve - 1/2 open) x
+ * segment size, less what holds keep. Each class k with ingest rate R_k
+ * gets a retention d_k(L) = clamp(L, min_k, max'_k) for the level L where
+ * sum R_k d_k = C (max'_k is max_k, lowered to share_k x C / R_k); if even
+ * the promises do not fit, d_k = min(min_k, L): the oldest footage goes
+ * first. That is the steady state of the reclaim order above.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+
+#define MAX_CLASSES 64
+#define FOREVER_US (100LL * 365 * 86400 * 1000000)
+
+struct ret_class {
+	char name[STG_CLASS_NAME_MAX];
+	struct idx_class c;
+	bool alarm;
+	int64_t alarm_since;
+};
+
+struct ret_cam {
+	uint32_t id;
+	int cls;                   /* index in classes, -1 default */
+	int64_t bucket;            /* footage time / window of bytes[1] */
+	uint64_t bytes[2];         /* previous and current window */
+};
+
+struct ret_hold {
+	uint64_t id;
+	struct idx_hold h;
+	uint32_t cams[STG_HOLD_MAX_CAMERAS];
+	uint64_t bytes;
+};
+
+struct retention {
+	pthread_mutex_t lock;
+	struct ret_class cls[MAX_CLASSES];
+	int ncls;
+	struct ret_class dflt;     /* used while STG_DEFAULT_CLASS is undefined */
+	struct ret_cam *cams;      /* sorted by id */
+	uint32_t ncams, cams_cap;
+	struct ret_hold *holds;
+	int nholds;
+	uint64_t next_hold;
+	uint64_t expired, purged;
+};
+
+/* ---- lookups ----------------------------------------------------------------- */
+
+static int class_find(struct retention *r, const char *name)
+{
+	for (int i = 0; i < r->ncls; i++)
+		if (!strcmp(r->cls[i].name, name))
+			return i;
+	return -1;
+}
+
+static struct ret_cam *cam_find(struct retention *r, uint32_t id, bool create)
+{
+	uint32_t lo = 0, hi = r->ncams;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (r->cams[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < r->ncams && r->cams[lo].id == id)
+		return &r->cams[lo];
+	if (!create)
+		return NULL;
+	if (r->ncams == r->cams_cap) {
+		uint32_t cap = r->cams_cap ? r->cams_cap * 2 : 256;
+		struct ret_cam *n = realloc(r->cams, cap * sizeof *n);
+		if (!n)
+			return NULL;
+		r->cams = n;
+		r->cams_cap = cap;
+	}
+	memmove(&r->cams[lo + 1], &r->cams[lo], (r->ncams - lo) * sizeof *r->cams);
+	r->cams[lo] = (struct ret_cam){ .id = id, .cls = class_find(r, STG_DEFAULT_CLASS) };
+	r->ncams++;
+	return &r->cams[lo];
+}
+
+const struct ret_class *ret_class_of(struct retention *r, uint32_t cam)
+{
+	struct ret_cam *c = cam_find(r, cam, false);
+	int i = c ? c->cls : class_find(r, STG_DEFAULT_CLASS);
+	return i >= 0 ? &r->cls[i] : &r->dflt;
+}
+
+int64_t ret_class_min(const struct ret_class *c)
+{
+	return c->c.min_us;
+}
+
+static bool hold_active(const struct ret_hold *h, int64_t now)
+{
+	return !h->h.expires_us || h->h.expires_us > now;
+}
+
+static bool hold_covers_cam(const struct ret_hold *h, uint32_t cam)
+{
+	for (uint32_t i = 0; i < h->h.camera_count; i++)
+		if (h->cams[i] == cam)
+			return true;
+	return false;
+}
+
+bool ret_held(struct retention *r, uint32_t cam, int64_t start, int64_t end, int64_t now)
+{
+	for (int i = 0; i < r->nholds; i++) {
+		const struct ret_hold *h = &r->holds[i];
+		if (hold_active(h, now) && start < h->h.end_us && end > h->h.start_us &&
+		    hold_covers_cam(h, cam))
+			return true;
+	}
+	return false;
+}
+
+bool ret_relocation_needed(struct retention *r)
+{
+	if (r->nholds)
+		return true;
+	for (int i = 0; i < r->ncls; i++)
+		if (r->cls[i].c.min_us)
+			return true;
+	return false;
+}
+
+struct vol *vol_by_index_id(struct stg *stg, uint16_t id)
+{
+	for (int i = 0; i < stg->nvols; i++)
+		if (stg->vols[i].id == id && stg->vols[i].seg_fd)
+			return &stg->vols[i];
+	return NULL;
+}
+
+/* ---- loading ----------------------------------------------------------------- */
+
+static int load_classes(MDB_txn *t, struct stg *stg, struct retention *r)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, idx_db_classes(stg->ix), &c);
+	if (err)
+		return err;
+	MDB_val k, d;
+	for (err = mdb_cursor_get(c, &k, &d, MDB_FIRST); !err && r->ncls < MAX_CLASSES;
+	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct ret_class *rc = &r->cls[r->ncls];
+		if (k.mv_size >= STG_CLASS_NAME_MAX || d.mv_size != sizeof rc->c)
+			continue;
+		memset(rc, 0, sizeof *rc);
+		memcpy(rc->name, k.mv_data, k.mv_size);
+		memcpy(&rc->c, d.mv_data, sizeof rc->c);
+		r->ncls++;
+	}
+	mdb_cursor_close(c);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
+static int load_camclass(MDB_txn *t, struct stg *stg, struct retention *r)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, idx_db_camclass(stg->ix), &c);
+	if (err)
+		return err;
+	MDB_val k, d;
+	for (err = mdb_cursor_get(c, &k, &d, MDB_FIRST); !err;
+	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		char name[STG_CLASS_NAME_MAX] = { 0 };
+		const uint8_t *kb = k.mv_data;
+		if (k.mv_size != 4 || d.mv_size >= sizeof name)
+			continue;
+		memcpy(name, d.mv_data, d.mv_size);
+		struct ret_cam *rc = cam_find(r, (uint32_t)kb[0] << 24 | kb[1] << 16 | kb[2] << 8 | kb[3], true);
+		if (!rc) {
+			err = -ENOMEM;
+			break;
+		}
+		rc->cls = class_find(r, name);
+	}
+	mdb_cursor_close(c);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
+static void hold_key(uint8_t kb[8], uint64_t id)
+{
+	for (int i = 7; i >= 0; i--, id >>= 8)
+		kb[i] = (uint8_t)id;
+}
+
+static int load_holds(MDB_txn *t, struct stg *stg, struct retention *r)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, idx_db_holds(stg->ix), &c);
+	if (err)
+		return err;
+	MDB_val k, d;
+	r->next_hold = 1;
+	for (err = mdb_cursor_get(c, &k, &d, MDB_FIRST); !err;
+	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		struct ret_hold h = { 0 };
+		if (k.mv_size != 8 || d.mv_size < sizeof h.h)
+			continue;
+		for (int i = 0; i < 8; i++)
+			h.id = h.id << 8 | ((const uint8_t *)k.mv_data)[i];
+		memcpy(&h.h, d.mv_data, sizeof h.h);
+		if (h.h.camera_count > STG_HOLD_MAX_CAMERAS ||
+		    d.mv_size != sizeof h.h + h.h.camera_count * sizeof(uint32_t))
+			continue;
+		memcpy(h.cams, (const uint8_t *)d.mv_data + sizeof h.h,
+		       h.h.camera_count * sizeof(uint32_t));
+		struct ret_hold *n = realloc(r->holds, (size_t)(r->nholds + 1) * sizeof *n);
+		if (!n) {
+			err = -ENOMEM;
+			break;
+		}
+		r->holds = n;
+		r->holds[r->nholds++] = h;
+		if (h.id >= r->next_hold)
+			r->next_hold = h.id + 1;
+	}
+	mdb_cursor_close(c);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
+int ret_open(struct stg *stg)
+{
+	struct retention *r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	pthread_mutex_init(&r->lock, NULL);
+	snprintf(r->dflt.name, sizeof r->dflt.name, "%s", STG_DEFAULT_CLASS);
+	stg->ret = r;
+	if (evac_init(stg))
+		return -ENOMEM;
+	MDB_txn *t;
+	int err = idx_read_begin(stg->ix, &t);
+	if (err)
+		return err;
+	if (!(err = load_classes(t, stg, r)) && !(err = load_camclass(t, stg, r)))
+		err = load_holds(t, stg, r);
+	idx_read_end(stg->ix, t);
+	if (!err)
+		LOG_INFO("event=retention_loaded classes=%d cameras=%u holds=%d", r->ncls,
+		         r->ncams, r->nholds);
+	return err;
+}
+
+void ret_close(struct stg *stg)
+{
+	struct retention *r = stg->ret;
+	if (!r)
+		return;
+	evac_free(stg);
+	pthread_mutex_destroy(&r->lock);
+	free(r->cams);
+	free(r->holds);
+	free(r);
+	stg->ret = NULL;
+}
+
+/* ---- classes ----------------------------------------------------------------- */
+
+static bool class_name_ok(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len >= STG_CLASS_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((n[i] >= 'a' && n[i] <= 'z') || (n[i] >= '0' && n[i] <= '9') ||
+		      n[i] == '_' || n[i] == '-'))
+			return false;
+	return true;
+}
+
+struct class_arg {
+	struct stg_class c;
+	struct idx_class rec;
+};
+
+static int class_set_fn(MDB_txn *t, struct stg *stg, void *arg)
+{
+	struct class_arg *a = arg;
+	MDB_val k = { strlen(a->c.name), a->c.name }, d;
+	memset(&a->rec, 0, sizeof a->rec);
+	if (mdb_get(t, idx_db_classes(stg->ix), &k, &d) == 0 && d.mv_size == sizeof a->rec)
+		memcpy(&a->rec, d.mv_data, sizeof a->rec);
+	a->rec.min_us = a->c.min_us;
+	a->rec.max_us = a->c.max_us;
+	a->rec.share_pct = a->c.share_pct;
+	d = (MDB_val){ sizeof a->rec, &a->rec };
+	return mdb_put(t, idx_db_classes(stg->ix), &k, &d, 0);
+}
+
+static void class_set_after(struct stg *stg, void *arg)
+{
+	struct class_arg *a = arg;
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	int i = class_find(r, a->c.name);
+	if (i < 0 && r->ncls < MAX_CLASSES) {
+		i = r->ncls++;
+		memset(&r->cls[i], 0, sizeof r->cls[i]);
+		memcpy(r->cls[i].name, a->c.name, sizeof r->cls[i].name);
+		if (!strcmp(a->c.name, STG_DEFAULT_CLASS))   /* cameras without a class */
+			for (uint32_t j = 0; j < r->ncams; j++)
+				if (r->cams[j].cls < 0)
+					r->cams[j].cls = i;
+	}
+	if (i >= 0)
+		r->cls[i].c = a->rec;
+	pthread_mutex_unlock(&r->lock);
+}
+
+int stg_class_set(struct stg *stg, const struct stg_class *c)
+{
+	if (!class_name_ok(c->name) || c->min_us < 0 || c->max_us < 0 ||
+	    (c->max_us && c->min_us > c->max_us) || c->share_pct > 100)
+		return -EINVAL;
+	struct class_arg a = { .c = *c };
+	pthread_mutex_lock(&stg->ret->lock);
+	bool full = class_find(stg->ret, c->name) < 0 && stg->ret->ncls >= MAX_CLASSES;
+	pthread_mutex_unlock(&stg->ret->lock);
+	if (full)
+		return -ENOSPC;
+	return indexer_call(stg, class_set_fn, class_set_after, &a);
+}
+
+int stg_class_list(struct stg *stg, struct stg_class *out, int max)
+{
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	int n = r->ncls;
+	for (int i = 0; i < n && i < max; i++) {
+		memset(&out[i], 0, sizeof out[i]);
+		memcpy(out[i].name, r->cls[i].name, sizeof out[i].name);
+		out[i].min_us = r->cls[i].c.min_us;
+		out[i].max_us = r->cls[i].c.max_us;
+		out[i].share_pct = r->cls[i].c.share_pct;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+struct camclass_arg {
+	uint32_t cam;
+	char name[STG_CLASS_NAME_MAX];
+};
+
+static int camclass_fn(MDB_txn *t, struct stg *stg, void *arg)
+{
+	struct camclass_arg *a = arg;
+	uint8_t kb[4] = { a->cam >> 24, a->cam >> 16, a->cam >> 8, a->cam };
+	MDB_val k = { 4, kb }, d = { strlen(a->name), a->name };
+	if (!a->name[0]) {
+		int err = mdb_del(t, idx_db_camclass(stg->ix), &k, NULL);
+		return err == MDB_NOTFOUND ? 0 : err;
+	}
+	return mdb_put(t, idx_db_camclass(stg->ix), &k, &d, 0);
+}
+
+static void camclass_after(struct stg *stg, void *arg)
+{
+	struct camclass_arg *a = arg;
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	struct ret_cam *c = cam_find(r, a->cam, true);
+	if (c)
+		c->cls = class_find(r, a->name[0] ? a->name : STG_DEFAULT_CLASS);
+	pthread_mutex_unlock(&r->lock);
+}
+
+int stg_camera_set_class(struct stg *stg, uint32_t camera_id, const char *name)
+{
+	struct camclass_arg a = { .cam = camera_id };
+	if (name && strcmp(name, STG_DEFAULT_CLASS))
+		snprintf(a.name, sizeof a.name, "%s", name);
+	pthread_mutex_lock(&stg->ret->lock);
+	bool known = !a.name[0] || class_find(stg->ret, a.name) >= 0;
+	/* unchanged (a camera never given a class is in the default one):
+	 * no commit, so a daemon may set every camera's class at each start */
+	struct ret_cam *c = cam_find(stg->ret, camera_id, false);
+	int dflt = class_find(stg->ret, STG_DEFAULT_CLASS);
+	bool same = (c ? c->cls : dflt) == (a.name[0] ? class_find(stg->ret, a.name) : dflt);
+	pthread_mutex_unlock(&stg->ret->lock);
+	if (!known)
+		return -ENOENT;
+	if (same)
+		return 0;
+	return indexer_call(stg, camclass_fn, camclass_after, &a);
+}
+
+/* ---- ingest rates ------------------------------------------------------------ */
+
+static int64_t rate_window_us(const struct stg *stg)
+{
+	return (int64_t)stg->cfg.rate_window_s * 1000000;
+}
+
+void ret_note_chunk(struct stg *stg, const struct dir_entry *e)
+{
+	struct retention *r = stg->ret;
+	int64_t w = rate_window_us(stg), b = e->end_us / w;
+	pthread_mutex_lock(&r->lock);
+	struct ret_cam *c = cam_find(r, e->camera_id, true);
+	if (c) {
+		if (b == c->bucket) {
+			c->bytes[1] += e->length;
+		} else if (b == c->bucket - 1) {
+			c->bytes[0] += e->length;
+		} else if (b > c->bucket) {
+			c->bytes[0] = b == c->bucket + 1 ? c->bytes[1] : 0;
+			c->bytes[1] = e->length;
+			c->bucket = b;
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Bytes per second of camera c over the window ending now. */
+static double cam_rate(const struct stg *stg, const struct ret_cam *c, int64_t now)
+{
+	int64_t w = rate_window_us(stg), b = now / w;
+	double frac = (double)(now % w) / (double)w;
+	double bytes = 0;
+	if (b == c->bucket)
+		bytes = (double)c->bytes[0] * (1 - frac) + (double)c->bytes[1];
+	else if (b == c->bucket + 1)
+		bytes = (double)c->bytes[1] * (1 - frac);
+	return bytes / ((double)w / 1e6);
+}
+
+/* ---- alarms ------------------------------------------------------------------ */
+
+static int class_put(MDB_txn *t, struct stg *stg, const struct ret_class *c)
+{
+	MDB_val k = { strlen(c->name), (void *)c->name }, d = { sizeof c->c, (void *)&c->c };
+	return mdb_put(t, idx_db_classes(stg->ix), &k, &d, 0);
+}
+
+void ret_short(struct stg *stg, MDB_txn *t, uint32_t cam, const struct dir_entry *e, int64_t now)
+{
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	struct ret_cam *rc = cam_find(r, cam, false);
+	int i = rc ? rc->cls : class_find(r, STG_DEFAULT_CLASS);
+	struct ret_class *c = i >= 0 ? &r->cls[i] : NULL;
+	if (!c || !c->c.min_us || now - e->start_us >= c->c.min_us) {
+		pthread_mutex_unlock(&r->lock);
+		return;
+	}
+	if (e->end_us > c->c.short_until_us)
+		c->c.short_until_us = e->end_us;
+	bool raised = !c->alarm;
+	if (raised) {
+		c->alarm = true;
+		c->alarm_since = now;
+	}
+	struct ret_class copy = *c;
+	pthread_mutex_unlock(&r->lock);
+	if (class_put(t, stg, &copy))
+		LOG_WARN("event=retention_alarm_not_saved class=%s", copy.name);
+	if (raised)
+		LOG_WARN("event=retention_alarm_raised class=%s promised_days=%.2f retained_days=%.2f camera=%u",
+		         copy.name, copy.c.min_us / 864e8, (now - e->start_us) / 864e8, cam);
+}
+
+/* Clears the alarms of classes that hold their promise again; raises the
+ * alarm of a class whose saved shortfall is still recent (after a restart). */
+static void alarms_update(struct stg *stg, int64_t now)
+{
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < r->ncls; i++) {
+		struct ret_class *c = &r->cls[i];
+		bool short_now = c->c.min_us && c->c.short_until_us &&
+		                 now - c->c.short_until_us < c->c.min_us;
+		if (c->alarm && !short_now) {
+			c->alarm = false;
+			LOG_INFO("event=retention_alarm_cleared class=%s promised_days=%.2f",
+			         c->name, c->c.min_us / 864e8);
+		} else if (!c->alarm && short_now) {
+			c->alarm = true;
+			c->alarm_since = now;
+			LOG_WARN("event=retention_alarm_raised class=%s promised_days=%.2f retained_days=%.2f",
+			         c->name, c->c.min_us / 864e8, (now - c->c.short_until_us) / 864e8);
+		}
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- finding and removing chunks ------------------------------------------- */
+
+struct locv {
+	struct loc_entry *v;
+	size_t n, cap;
+	uint16_t vol;
+};
+
+static int locv_push(struct locv *l, const struct dir_entry *e, uint32_t gen)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 64;
+		struct loc_entry *n = realloc(l->v, cap * sizeof *n);
+		if (!n)
+			return -ENOMEM;
+		l->v = n;
+		l->cap = cap;
+	}
+	l->v[l->n++] = (struct loc_entry){ *e, gen };
+	return 0;
+}
+
+/* Which chunks a walk over a camera's ranges collects. */
+struct pick {
+	int64_t t0, t1;            /* window */
+	bool ending_by_t1;         /* expiry: only chunks that end by t1 */
+	int64_t now;
+	bool skip_held;
+	uint16_t vol;              /* only this volume (chunks of one call share it) */
+};
+
+static bool picked(struct retention *r, const struct pick *p, const struct dir_entry *e)
+{
+	bool in = p->ending_by_t1 ? e->end_us <= p->t1 : e->start_us < p->t1 && e->end_us > p->t0;
+	return in && !(p->skip_held && ret_held(r, e->camera_id, e->start_us, e->end_us, p->now));
+}
+
+/* Collects the chunks of range (rstart, r) of cam that `p` picks. */
+static int collect_range(MDB_txn *t, struct stg *stg, uint32_t cam, int64_t rstart,
+                         const struct idx_range *rg, const struct pick *p, struct locv *out)
+{
+	uint16_t kind = rg->flags & RANGE_RELOCATED ? REC_RELOCATED : 0;
+	for (uint32_t g = rg->first_gen; g <= rg->last_gen; g++) {
+		struct idx_segment s;
+		int err = idx_get_segment(t, stg->ix, rg->vol, g, &s);
+		if (err == MDB_NOTFOUND)
+			continue;
+		if (err)
+			return err;
+		if (!kind && seg_has_times(&s) && s.t_max <= p->t0 && !p->ending_by_t1)
+			continue;
+		if (!kind && seg_has_times(&s) && s.t_min >= p->t1)
+			break;
+		struct segdir *d;
+		err = dc_get(stg, rg->vol, g, &d);
+		if (err == STG_EGONE || err == MDB_NOTFOUND)
+			continue;
+		if (err)
+			return err;
+		pthread_mutex_lock(&d->lock);
+		for (uint32_t i = 0; i < d->visible && !err; i++) {
+			const struct dir_entry *e = &d->e[i];
+			if (e->camera_id == cam && (e->flags & REC_RELOCATED) == kind &&
+			    e->start_us >= rstart && e->start_us < rg->end_us &&
+			    picked(stg->ret, p, e))
+				err = locv_push(out, e, g);
+		}
+		pthread_mutex_unlock(&d->lock);
+		dc_put(stg->dc, d);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* Collects every chunk of cam that `p` picks, on volume p->vol. */
+static int collect(MDB_txn *t, struct stg *stg, uint32_t cam, const struct pick *p,
+                   struct locv *out)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
+	if (err)
+		return err;
+	struct range_key rk;
+	range_key_make(&rk, cam, INT64_MIN);
+	MDB_val k = { sizeof rk, &rk }, d;
+	for (err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !err;
+	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint32_t kc;
+		int64_t start;
+		range_key_parse(k.mv_data, &kc, &start);
+		if (kc != cam || start >= p->t1)
+			break;
+		struct idx_range rg;
+		memcpy(&rg, d.mv_data, sizeof rg);
+		if (rg.end_us <= p->t0 || rg.vol != p->vol)
+			continue;
+		err = collect_range(t, stg, cam, start, &rg, p, out);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err == MDB_NOTFOUND)
+		err = 0;
+	if (!err && out->n)
+		qsort(out->v, out->n, sizeof *out->v, loc_entry_cmp);
+	return err;
+}
+
+int ret_zero_chunks(struct stg *stg, struct vol *v, const struct loc_entry *c, size_t n)
+{
+	(void)stg;
+	uint32_t maxlen = 0;
+	for (size_t i = 0; i < n; i++)
+		if (c[i].e.length > maxlen)
+			maxlen = c[i].e.length;
+	uint8_t *zero = calloc(1, maxlen ? maxlen : 1);
+	if (!zero)
+		return -ENOMEM;
+	int err = 0;
+	for (size_t i = 0; i < n && !err;) {
+		/* one open and one sync per generation */
+		uint32_t gen = c[i].gen, slot = UINT32_MAX;
+		pthread_mutex_lock(&v->lock);
+		for (uint32_t s = 0; s < v->hdr.segment_count; s++)
+			if (v->slot_gen[s] == gen)
+				slot = s;
+		pthread_mutex_unlock(&v->lock);
+		size_t j = i;
+		if (slot == UINT32_MAX) {       /* reused since: its bytes are gone */
+			while (j < n && c[j].gen == gen)
+				j++;
+			i = j;
+			continue;
+		}
+		int fd = vol_open_segment_buffered(v, slot);
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		for (; j < n && c[j].gen == gen && !err; j++)
+			if (pwrite(fd, zero, c[j].e.length, (off_t)c[j].e.offset8 * 8) !=
+			    (ssize_t)c[j].e.length)
+				err = errno ? -errno : -EIO;
+		if (!err && fdatasync(fd))
+			err = -errno;
+		close(fd);
+		i = j;
+	}
+	free(zero);
+	return err;
+}
+
+static int gen_cmp(const void *a, const void *b)
+{
+	const struct loc_entry *x = a, *y = b;
+	if (x->gen != y->gen)
+		return x->gen < y->gen ? -1 : 1;
+	return x->e.start_us < y->e.start_us ? -1 : x->e.start_us > y->e.start_us;
+}
+
+/* After chunks of one camera were zeroed in generation gen: the directory
+ * in memory and the segment record lose them; a sealed directory is
+ * written again without them (in place: it only shrinks). */
+static int seg_forget(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
+                      const struct loc_entry *c, size_t n)
+{
+	struct idx_segment s;
+	int err = idx_get_segment(t, stg->ix, v->id, gen, &s);
+	if (err)
+		return err == MDB_NOTFOUND ? 0 : err;
+	struct segdir *d;
+	if ((err = dc_get(stg, v->id, gen, &d)))
+		return err;
+	int64_t *starts = malloc(n * sizeof *starts);
+	if (!starts) {
+		dc_put(stg->dc, d);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++)
+		starts[i] = c[i].e.start_us;
+	uint32_t removed = segdir_remove(d, c[0].e.camera_id, starts, (uint32_t)n);
+	free(starts);
+	pthread_mutex_lock(&d->lock);
+	/* an open segment's directory may show chunks whose merge is still
+	 * queued (they count when it runs): subtract, do not recount */
+	s.chunks = s.chunks > removed ? s.chunks - removed : 0;
+	s.t_min = s.t_max = 0;
+	for (uint32_t i = 0; i < d->visible; i++) {
+		const struct dir_entry *e = &d->e[i];
+		if (e->flags & REC_RELOCATED)
+			continue;
+		if (!seg_has_times(&s) || e->start_us < s.t_min)
+			s.t_min = e->start_us;
+		if (!seg_has_times(&s) || e->end_us > s.t_max)
+			s.t_max = e->end_us;
+	}
+	struct dir_entry *copy = NULL;
+	uint32_t nd = d->visible;
+	if (s.state == SEG_SEALED && removed && (copy = malloc((nd ? nd : 1) * sizeof *copy)) && nd)
+		memcpy(copy, d->e, nd * sizeof *copy);
+	pthread_mutex_unlock(&d->lock);
+	dc_put(stg->dc, d);
+	if (s.state == SEG_SEALED && removed) {
+		void *rec = NULL;
+		uint32_t len = 0;
+		err = copy ? dir_record_build(copy, nd, gen, &rec, &len) : -ENOMEM;
+		free(copy);
+		if (!err && len <= s.dir_len) {
+			uint8_t *buf = calloc(1, s.dir_len);
+			uint32_t slot = s.slot;
+			int fd = buf ? vol_open_segment_buffered(v, slot) : -ENOMEM;
+			if (fd >= 0) {
+				memcpy(buf, rec, len);
+				if (pwrite(fd, buf, s.dir_len, (off_t)s.dir_off) != (ssize_t)s.dir_len ||
+				    fdatasync(fd))
+					err = errno ? -errno : -EIO;
+				close(fd);
+			} else {
+				err = fd;
+			}
+			free(buf);
+			if (!err)
+				s.dir_len = len;
+		} else if (!err) {
+			LOG_WARN("event=directory_not_rewritten vol=%u gen=%u reason=larger", v->id, gen);
+		}
+		free(rec);
+		if (err)
+			return err;
+	}
+	return idx_put_segment(t, stg->ix, v->id, gen, &s);
+}
+
+/* Zeroes the chunks of one camera in `l` (one volume), cuts them out of
+ * the ranges and updates the segments. */
+static int remove_chunks(MDB_txn *t, struct stg *stg, struct vol *v, struct locv *l,
+                         uint64_t *cut)
+{
+	if (!l->n)
+		return 0;
+	struct loc_entry *by_gen = malloc(l->n * sizeof *by_gen);
+	if (!by_gen)
+		return -ENOMEM;
+	memcpy(by_gen, l->v, l->n * sizeof *by_gen);
+	qsort(by_gen, l->n, sizeof *by_gen, gen_cmp);
+	int err = ret_zero_chunks(stg, v, by_gen, l->n);
+	if (!err)
+		err = idx_cut_chunks(t, stg, v->id, l->v, l->n, cut);
+	for (size_t i = 0; i < l->n && !err;) {
+		size_t j = i;
+		while (j < l->n && by_gen[j].gen == by_gen[i].gen)
+			j++;
+		err = seg_forget(t, stg, v, by_gen[i].gen, &by_gen[i], j - i);
+		i = j;
+	}
+	free(by_gen);
+	return err;
+}
+
+/* ---- purge ------------------------------------------------------------------- */
+
+struct purge_arg {
+	uint32_t cam;
+	int64_t t0, t1;
+	struct stg_purge_report rep;
+};
+
+static bool held_in_window(struct retention *r, uint32_t cam, int64_t t0, int64_t t1, int64_t now)
+{
+	pthread_mutex_lock(&r->lock);
+	bool held = ret_held(r, cam, t0, t1, now);
+	pthread_mutex_unlock(&r->lock);
+	return held;
+}
+
+static int purge_fn(MDB_txn *t, struct stg *stg, void *arg)
+{
+	struct purge_arg *a = arg;
+	int64_t now = stg_now(stg);
+	memset(&a->rep, 0, sizeof a->rep);
+	if (held_in_window(stg->ret, a->cam, a->t0, a->t1, now))
+		return STG_EHELD;
+	int err = 0;
+	for (int i = 0; i < stg->nvols && !err; i++) {
+		struct vol *v = &stg->vols[i];
+		if (!v->seg_fd)
+			continue;
+		struct pick p = { .t0 = a->t0, .t1 = a->t1, .now = now, .vol = v->id };
+		struct locv l = { 0 };
+		err = collect(t, stg, a->cam, &p, &l);
+		/* whole chunks go: one reaching into the window from outside
+		 * may itself be held */
+		for (size_t k = 0; k < l.n && !err; k++)
+			if (held_in_window(stg->ret, a->cam, l.v[k].e.start_us, l.v[k].e.end_us, now))
+				err = STG_EHELD;
+		if (!err)
+			err = remove_chunks(t, stg, v, &l, NULL);
+		for (size_t k = 0; k < l.n && !err; k++) {
+			a->rep.chunks++;
+			a->rep.bytes += l.v[k].e.length;
+			a->rep.frames += l.v[k].e.frames;
+			if (!a->rep.start_us || l.v[k].e.start_us < a->rep.start_us)
+				a->rep.start_us = l.v[k].e.start_us;
+			if (l.v[k].e.end_us > a->rep.end_us)
+				a->rep.end_us = l.v[k].e.end_us;
+		}
+		free(l.v);
+	}
+	if (!err)
+		evac_purged(stg, a->cam, a->t0, a->t1);
+	return err;
+}
+
+static void purge_after(struct stg *stg, void *arg)
+{
+	struct purge_arg *a = arg;
+	pthread_mutex_lock(&stg->ret->lock);
+	stg->ret->purged += a->rep.chunks;
+	pthread_mutex_unlock(&stg->ret->lock);
+	LOG_INFO("event=purged camera=%u from_us=%lld to_us=%lld chunks=%llu bytes=%llu",
+	         a->cam, (long long)a->rep.start_us, (long long)a->rep.end_us,
+	         (unsigned long long)a->rep.chunks, (unsigned long long)a->rep.bytes);
+}
+
+int stg_purge(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+              struct stg_purge_report *out)
+{
+	if (t1 <= t0)
+		return -EINVAL;
+	struct purge_arg a = { .cam = camera_id, .t0 = t0, .t1 = t1 };
+	int err = indexer_call(stg, purge_fn, purge_after, &a);
+	if (out)
+		*out = err ? (struct stg_purge_report){ 0 } : a.rep;
+	return err;
+}
+
+/* ---- holds ------------------------------------------------------------------- */
+
+struct hold_arg {
+	struct stg_hold *h;
+	struct stg_missing *missing;
+	int max_missing, nmissing;
+	uint64_t id;
+	uint64_t release;
+	struct ret_hold made;
+};
+
+/* Bytes of footage of cam in [t0, t1), across volumes. */
+static int window_bytes(MDB_txn *t, struct stg *stg, uint32_t cam, int64_t t0, int64_t t1,
+                        int64_t now, uint64_t *bytes)
+{
+	int err = 0;
+	for (int i = 0; i < stg->nvols && !err; i++) {
+		if (!stg->vols[i].seg_fd)
+			continue;
+		struct pick p = { .t0 = t0, .t1 = t1, .now = now, .vol = stg->vols[i].id };
+		struct locv l = { 0 };
+		err = collect(t, stg, cam, &p, &l);
+		for (size_t k = 0; k < l.n; k++)
+			*bytes += l.v[k].e.length;
+		free(l.v);
+	}
+	return err;
+}
+
+static void add_missing(struct hold_arg *a, uint32_t cam, int64_t s, int64_t e)
+{
+	if (e <= s)
+		return;
+	if (a->nmissing < a->max_missing)
+		a->missing[a->nmissing] = (struct stg_missing){ cam, s, e };
+	a->nmissing++;
+}
+
+/* The parts of [t0, t1) without footage of cam. */
+static int find_missing(MDB_txn *t, struct stg *stg, struct hold_arg *a, uint32_t cam,
+                        int64_t t0, int64_t t1)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
+	if (err)
+		return err;
+	struct range_key rk;
+	range_key_make(&rk, cam, INT64_MIN);
+	MDB_val k = { sizeof rk, &rk }, d;
+	int64_t at = t0;
+	for (err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !err;
+	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+		uint32_t kc;
+		int64_t start;
+		range_key_parse(k.mv_data, &kc, &start);
+		if (kc != cam || start >= t1)
+			break;
+		struct idx_range rg;
+		memcpy(&rg, d.mv_data, sizeof rg);
+		if (rg.end_us <= at)
+			continue;
+		add_missing(a, cam, at, start);
+		at = rg.end_us;
+	}
+	mdb_cursor_close(c);
+	if (err && err != MDB_NOTFOUND)
+		return err;
+	add_missing(a, cam, at, t1);
+	return 0;
+}
+
+static uint64_t capacity_bytes(struct stg *stg)
+{
+	uint64_t cap = 0;
+	for (int i = 0; i < stg->nvols; i++) {
+		struct vol *v = &stg->vols[i];
+		if (v->state != STG_VOL_ACTIVE || v->hdr.segment_count <= STG_RESERVE + 1)
+			continue;
+		/* prepared segments hold nothing, the open one half on average */
+		cap += (uint64_t)((v->hdr.segment_count - STG_RESERVE - 0.5) * (double)v->hdr.segment_size);
+	}
+	return cap;
+}
+
+static uint64_t held_total(struct retention *r)
+{
+	uint64_t b = 0;
+	for (int i = 0; i < r->nholds; i++)
+		b += r->holds[i].bytes;
+	return b;
+}
+
+static int hold_create_fn(MDB_txn *t, struct stg *stg, void *arg)
+{
+	struct hold_arg *a = arg;
+	struct stg_hold *h = a->h;
+	int64_t now = stg_now(stg);
+	a->nmissing = 0;
+	uint64_t bytes = 0;
+	int err = 0;
+	for (uint32_t i = 0; i < h->camera_count && !err; i++) {
+		int64_t past = h->end_us < now ? h->end_us : now;
+		err = window_bytes(t, stg, h->cameras[i], h->start_us, h->end_us, now, &bytes);
+		if (!err && past > h->start_us)
+			err = find_missing(t, stg, a, h->cameras[i], h->start_us, past);
+	}
+	if (err)
+		return err;
+	pthread_mutex_lock(&stg->ret->lock);
+	uint64_t held = held_total(stg->ret);
+	uint64_t id = stg->ret->next_hold;
+	pthread_mutex_unlock(&stg->ret->lock);
+	uint64_t cap = capacity_bytes(stg) / 100 * stg->cfg.hold_max_pct;
+	if (held + bytes > cap) {
+		LOG_WARN("event=hold_refused reason=capacity held=%llu asked=%llu limit=%llu",
+		         (unsigned long long)held, (unsigned long long)bytes,
+		         (unsigned long long)cap);
+		return -ENOSPC;
+	}
+	struct ret_hold *m = &a->made;
+	memset(m, 0, sizeof *m);
+	m->id = id;
+	m->bytes = bytes;
+	m->h = (struct idx_hold){ .start_us = h->start_us, .end_us = h->end_us,
+	                          .created_us = now, .expires_us = h->expires_us,
+	                          .camera_count = h->camera_count };
+	memcpy(m->h.case_ref, h->case_ref, sizeof m->h.case_ref);
+	memcpy(m->h.reason, h->reason, sizeof m->h.reason);
+	m->h.case_ref[sizeof m->h.case_ref - 1] = 0;
+	m->h.reason[sizeof m->h.reason - 1] = 0;
+	memcpy(m->cams, h->cameras, h->camera_count * sizeof *m->cams);
+	uint8_t buf[sizeof m->h + sizeof m->cams];
+	size_t len = sizeof m->h + m->h.camera_count * sizeof(uint32_t);
+	memcpy(buf, &m->h, sizeof m->h);
+	memcpy(buf + sizeof m->h, m->cams, m->h.camera_count * sizeof(uint32_t));
+	uint8_t kb[8];
+	hold_key(kb, id);
+	MDB_val k = { 8, kb }, d = { len, buf };
+	return mdb_put(t, idx_db_holds(stg->ix), &k, &d, MDB_NOOVERWRITE);
+}
+
+static void hold_create_after(struct stg *stg, void *arg)
+{
+	struct hold_arg *a = arg;
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	struct ret_hold *n = realloc(r->holds, (size_t)(r->nholds + 1) * sizeof *n);
+	if (n) {
+		r->holds = n;
+		r->holds[r->nholds++] = a->made;
+		r->next_hold = a->made.id + 1;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (!n)   /* in the index: loaded at the next start */
+		LOG_ERR("event=hold_not_in_memory id=%llu", (unsigned long long)a->made.id);
+	a->h->id = a->made.id;
+	a->h->created_us = a->made.h.created_us;
+	a->h->bytes = a->made.bytes;
+	LOG_INFO("event=hold_created id=%llu case=\"%s\" cameras=%u from_us=%lld to_us=%lld bytes=%llu missing=%d",
+	         (unsigned long long)a->made.id, a->made.h.case_ref, a->made.h.camera_count,
+	         (long long)a->made.h.start_us, (long long)a->made.h.end_us,
+	         (unsigned long long)a->made.bytes, a->nmissing);
+}
+
+int stg_hold_create(struct stg *stg, struct stg_hold *h, struct stg_missing *missing,
+                    int max_missing, int *nmissing)
+{
+	if (h->camera_count == 0 || h->camera_count > STG_HOLD_MAX_CAMERAS ||
+	    h->end_us <= h->start_us || (h->expires_us && h->expires_us < 0))
+		return -EINVAL;
+	struct hold_arg a = { .h = h, .missing = missing, .max_missing = missing ? max_missing : 0 };
+	int err = indexer_call(stg, hold_create_fn, hold_create_after, &a);
+	if (nmissing)
+		*nmissing = err ? 0 : a.nmissing;
+	return err;
+}
+
+static void hold_out(const struct ret_hold *h, struct stg_hold *o)
+{
+	memset(o, 0, sizeof *o);
+	o->id = h->id;
+	o->camera_count = h->h.camera_count;
+	memcpy(o->cameras, h->cams, h->h.camera_count * sizeof *o->cameras);
+	o->start_us = h->h.start_us;
+	o->end_us = h->h.end_us;
+	o->created_us = h->h.created_us;
+	o->expires_us = h->h.expires_us;
+	memcpy(o->case_ref, h->h.case_ref, sizeof o->case_ref);
+	memcpy(o->reason, h->h.reason, sizeof o->reason);
+	o->bytes = h->bytes;
+}
+
+int stg_hold_list(struct stg *stg, struct stg_hold *out, int max)
+{
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	int n = r->nholds;
+	for (int i = 0; i < n && i < max; i++)
+		hold_out(&r->holds[i], &out[i]);
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
+static int hold_del(MDB_txn *t, struct stg *stg, uint64_t id)
+{
+	uint8_t kb[8];
+	hold_key(kb, id);
+	MDB_val k = { 8, kb };
+	int err = mdb_del(t, idx_db_holds(stg->ix), &k, NULL);
+	return err == MDB_NOTFOUND ? -ENOENT : err;
+}
+
+static int hold_release_fn(MDB_txn *t, struct stg *stg, void *arg)
+{
+	return hold_del(t, stg, ((struct hold_arg *)arg)->release);
+}
+
+static void hold_forget(struct retention *r, uint64_t id)
+{
+	for (int i = 0; i < r->nholds; i++)
+		if (r->holds[i].id == id) {
+			memmove(&r->holds[i], &r->holds[i + 1],
+			        (size_t)(r->nholds - i - 1) * sizeof *r->holds);
+			r->nholds--;
+			return;
+		}
+}
+
+static void hold_release_after(struct stg *stg, void *arg)
+{
+	struct hold_arg *a = arg;
+	pthread_mutex_lock(&stg->ret->lock);
+	hold_forget(stg->ret, a->release);
+	pthread_mutex_unlock(&stg->ret->lock);
+	LOG_INFO("event=hold_released id=%llu", (unsigned long long)a->release);
+}
+
+int stg_hold_release(struct stg *stg, uint64_t id)
+{
+	struct hold_arg a = { .release = id };
+	return indexer_call(stg, hold_release_fn, hold_release_after, &a);
+}
+
+/* ---- the periodic sweep ------------------------------------------------------ */
+
+struct sweep_arg {
+	uint64_t expired;
+	uint64_t expired_holds[16];
+	int nexpired_holds;
+};
+/* indexer.c hands ret_sweep 512 zeroed bytes (it does not know the type) */
+static_assert(sizeof(struct sweep_arg) <= 512, "sweep_arg fits the indexer's buffer");
+
+/* Expires the footage of cam older than its class's maximum. */
+static int expire_camera(MDB_txn *t, struct stg *stg, uint32_t cam, int64_t cutoff,
+                         int64_t now, uint64_t *expired)
+{
+	int err = 0;
+	for (int i = 0; i < stg->nvols && !err; i++) {
+		struct vol *v = &stg->vols[i];
+		if (!v->seg_fd)
+			continue;
+		struct pick p = { .t0 = INT64_MIN, .t1 = cutoff, .ending_by_t1 = true, .now = now,
+		                  .skip_held = true, .vol = v->id };
+		struct locv l = { 0 };
+		err = collect(t, stg, cam, &p, &l);
+		if (!err)
+			err = remove_chunks(t, stg, v, &l, expired);
+		free(l.v);
+	}
+	return err;
+}
+
+int ret_sweep(MDB_txn *t, struct stg *stg, void *arg)
+{
+	struct sweep_arg *a = arg;
+	struct retention *r = stg->ret;
+	int64_t now = stg_now(stg);
+	memset(a, 0, sizeof *a);
+	int err = 0;
+	/* holds past their expiry */
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < r->nholds && a->nexpired_holds < 16; i++)
+		if (!hold_active(&r->holds[i], now))
+			a->expired_holds[a->nexpired_holds++] = r->holds[i].id;
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < a->nexpired_holds && !err; i++)
+		err = hold_del(t, stg, a->expired_holds[i]);
+	/* footage past its class's maximum, camera by camera */
+	MDB_cursor *c;
+	if (!err)
+		err = mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
+	if (err)
+		return err;
+	uint32_t cam = 0;
+	for (;;) {
+		struct range_key rk;
+		range_key_make(&rk, cam, INT64_MIN);
+		MDB_val k = { sizeof rk, &rk }, d;
+		err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+		if (err)
+			break;
+		int64_t start;
+		range_key_parse(k.mv_data, &cam, &start);
+		pthread_mutex_lock(&r->lock);
+		int64_t max = ret_class_of(r, cam)->c.max_us;
+		pthread_mutex_unlock(&r->lock);
+		if (max && start < now - max) {
+			mdb_cursor_close(c);
+			err = expire_camera(t, stg, cam, now - max, now, &a->expired);
+			if (!err)
+				err = mdb_cursor_open(t, idx_db_ranges(stg->ix), &c);
+			if (err)
+				return err;
+		}
+		if (cam == UINT32_MAX)
+			break;
+		cam++;
+	}
+	mdb_cursor_close(c);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
+void ret_sweep_after(struct stg *stg, void *arg)
+{
+	struct sweep_arg *a = arg;
+	struct retention *r = stg->ret;
+	int64_t now = stg_now(stg);
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < a->nexpired_holds; i++)
+		hold_forget(r, a->expired_holds[i]);
+	r->expired += a->expired;
+	pthread_mutex_unlock(&r->lock);
+	for (int i = 0; i < a->nexpired_holds; i++)
+		LOG_INFO("event=hold_expired id=%llu", (unsigned long long)a->expired_holds[i]);
+	if (a->expired)
+		LOG_INFO("event=footage_expired chunks=%llu", (unsigned long long)a->expired);
+	alarms_update(stg, now);
+}
+
+/* Recomputes the bytes each hold keeps (after the sweep, read-only). */
+static int holds_measure_fn(MDB_txn *t, struct stg *stg, void *arg)
+{
+	(void)arg;
+	struct retention *r = stg->ret;
+	int64_t now = stg_now(stg);
+	pthread_mutex_lock(&r->lock);
+	int n = r->nholds;
+	struct ret_hold *copy = malloc((size_t)(n ? n : 1) * sizeof *copy);
+	if (copy && n)
+		memcpy(copy, r->holds, (size_t)n * sizeof *copy);
+	pthread_mutex_unlock(&r->lock);
+	if (!copy)
+		return -ENOMEM;
+	int err = 0;
+	for (int i = 0; i < n && !err; i++) {
+		copy[i].bytes = 0;
+		for (uint32_t j = 0; j < copy[i].h.camera_count && !err; j++)
+			err = window_bytes(t, stg, copy[i].cams[j], copy[i].h.start_us,
+			                   copy[i].h.end_us, now, &copy[i].bytes);
+	}
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < n && !err; i++)
+		for (int j = 0; j < r->nholds; j++)
+			if (r->holds[j].id == copy[i].id)
+				r->holds[j].bytes = copy[i].bytes;
+	pthread_mutex_unlock(&r->lock);
+	free(copy);
+	return err;
+}
+
+int stg_retention_enforce(struct stg *stg)
+{
+	struct sweep_arg a;
+	int err = indexer_call(stg, ret_sweep, ret_sweep_after, &a);
+	if (!err)
+		err = indexer_call(stg, holds_measure_fn, NULL, NULL);
+	return err;
+}
+
+/* ---- reclaim hooks ----------------------------------------------------------- */
+
+int ret_reclaim_one(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t *gen,
+                    struct idx_segment *s)
+{
+	return evac_pick(t, stg, v, gen, s);
+}
+
+void ret_reclaim_committed(struct stg *stg, struct vol *v, uint32_t gen)
+{
+	evac_committed(stg, v, gen);
+}
+
+bool ret_copy_landed(struct stg *stg, struct vol *v, uint32_t gen, const struct dir_entry *e)
+{
+	return evac_landed(stg, v, gen, e);
+}
+
+/* ---- statistics and forecast --------------------------------------------- */
+
+/* Oldest footage of cam (its first range's start), 0 if none. */
+static int64_t cam_oldest(MDB_txn *t, struct stg *stg, uint32_t cam)
+{
+	MDB_cursor *c;
+	if (mdb_cursor_open(t, idx_db_ranges(stg->ix), &c))
+		return 0;
+	struct range_key rk;
+	range_key_make(&rk, cam, INT64_MIN);
+	MDB_val k = { sizeof rk, &rk }, d;
+	int64_t start = 0;
+	uint32_t kc;
+	if (mdb_cursor_get(c, &k, &d, MDB_SET_RANGE) == 0) {
+		range_key_parse(k.mv_data, &kc, &start);
+		if (kc != cam)
+			start = 0;
+	}
+	mdb_cursor_close(c);
+	return start;
+}
+
+/* The first camera >= from with footage: true and *out, or false. */
+static bool next_cam_with_footage(MDB_txn *t, struct stg *stg, uint32_t from, uint32_t *out)
+{
+	MDB_cursor *c;
+	if (mdb_cursor_open(t, idx_db_ranges(stg->ix), &c))
+		return false;
+	struct range_key rk;
+	range_key_make(&rk, from, INT64_MIN);
+	MDB_val k = { sizeof rk, &rk }, d;
+	int64_t start;
+	bool found = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE) == 0;
+	if (found)
+		range_key_parse(k.mv_data, out, &start);
+	mdb_cursor_close(c);
+	return found;
+}
+
+struct fc_class {
+	double rate, min, max;     /* bytes/s, seconds */
+	double days;               /* result, seconds */
+};
+
+static double fc_level(const struct fc_class *k, int n, double level, bool promises_fit)
+{
+	double sum = 0;
+	for (int i = 0; i < n; i++) {
+		double d = promises_fit ? (level < k[i].min ? k[i].min : level) :
+		                          (level < k[i].min ? level : k[i].min);
+		if (promises_fit && d > k[i].max)
+			d = k[i].max;
+		sum += k[i].rate * d;
+	}
+	return sum;
+}
+
+/* Water-filling over the classes (see the top of the file). */
+static void forecast(struct fc_class *k, int n, double cap)
+{
+	double need_min = 0;
+	for (int i = 0; i < n; i++)
+		need_min += k[i].rate * (k[i].min < k[i].max ? k[i].min : k[i].max);
+	bool fit = need_min <= cap;
+	double lo = 0, hi = FOREVER_US / 1e6;
+	for (int it = 0; it < 200; it++) {
+		double mid = (lo + hi) / 2;
+		if (fc_level(k, n, mid, fit) <= cap)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	for (int i = 0; i < n; i++) {
+		double d = fit ? (lo < k[i].min ? k[i].min : lo) : (lo < k[i].min ? lo : k[i].min);
+		if (fit && d > k[i].max)
+			d = k[i].max;
+		k[i].days = d;
+	}
+}
+
+struct snapshot {
+	int ncls;                  /* classes + the default when undefined (last) */
+	struct stg_class_stats cls[MAX_CLASSES + 1];
+	double rate[MAX_CLASSES + 1];
+	int64_t oldest[MAX_CLASSES + 1];
+};
+
+static int snap_index(struct retention *r, int cls)
+{
+	return cls >= 0 ? cls : r->ncls;
+}
+
+/* Fills per-class figures; per camera ones through `each` if set. */
+static int gather(struct stg *stg, struct snapshot *sn, struct stg_retention_stats *tot,
+                  struct stg_camera_retention *out, int max)
+{
+	struct retention *r = stg->ret;
+	int64_t now = stg_now(stg);
+	MDB_txn *t;
+	int err = idx_read_begin(stg->ix, &t);
+	if (err)
+		return err;
+	memset(sn, 0, sizeof *sn);
+	pthread_mutex_lock(&r->lock);
+	int dflt = class_find(r, STG_DEFAULT_CLASS);
+	sn->ncls = r->ncls + (dflt < 0);
+	for (int i = 0; i <= r->ncls; i++) {
+		const struct ret_class *c = i < r->ncls ? &r->cls[i] : &r->dflt;
+		struct stg_class *o = &sn->cls[i].cls;
+		memcpy(o->name, c->name, sizeof o->name);
+		o->min_us = c->c.min_us;
+		o->max_us = c->c.max_us;
+		o->share_pct = c->c.share_pct;
+		sn->cls[i].alarm = c->alarm;
+		sn->cls[i].alarm_since_us = c->alarm ? c->alarm_since : 0;
+	}
+	int n = 0;
+	/* cameras known here (a class, or chunks since the start) merged with
+	 * cameras that have footage, both in id order */
+	uint32_t next_footage = 0;
+	bool more = next_cam_with_footage(t, stg, 0, &next_footage);
+	for (uint32_t i = 0; i < r->ncams || more;) {
+		struct ret_cam none = { .cls = -1 }, *c;
+		if (i < r->ncams && (!more || r->cams[i].id <= next_footage)) {
+			c = &r->cams[i++];
+			if (more && c->id == next_footage)
+				more = c->id < UINT32_MAX &&
+				       next_cam_with_footage(t, stg, c->id + 1, &next_footage);
+		} else {
+			none.id = next_footage;
+			c = &none;
+			more = next_footage < UINT32_MAX &&
+			       next_cam_with_footage(t, stg, next_footage + 1, &next_footage);
+		}
+		int k = snap_index(r, c->cls < 0 ? dflt : c->cls);
+		double rate = cam_rate(stg, c, now);
+		int64_t oldest = cam_oldest(t, stg, c->id);
+		sn->rate[k] += rate;
+		if (oldest) {
+			sn->cls[k].cameras++;
+			if (!sn->oldest[k] || oldest < sn->oldest[k])
+				sn->oldest[k] = oldest;
+		}
+		if (out && n < max) {
+			out[n] = (struct stg_camera_retention){ .camera_id = c->id, .oldest_us = oldest,
+			                                        .retained_us = oldest ? now - oldest : 0,
+			                                        .bytes_per_s = rate };
+			memcpy(out[n].class_name, sn->cls[k].cls.name, STG_CLASS_NAME_MAX);
+			out[n].forecast_us = k;     /* class index, replaced below */
+		}
+		n++;
+	}
+	if (tot) {
+		memset(tot, 0, sizeof *tot);
+		tot->holds = (uint32_t)r->nholds;
+		tot->held_bytes = held_total(r);
+		tot->expired_chunks = r->expired;
+		tot->purged_chunks = r->purged;
+	}
+	uint64_t held = held_total(r);
+	pthread_mutex_unlock(&r->lock);
+	idx_read_end(stg->ix, t);
+	/* the forecast */
+	uint64_t cap = capacity_bytes(stg);
+	double avail = cap > held ? (double)(cap - held) : 0;
+	struct fc_class k[MAX_CLASSES + 1];
+	for (int i = 0; i < sn->ncls; i++) {
+		const struct stg_class *c = &sn->cls[i].cls;
+		k[i].rate = sn->rate[i];
+		k[i].min = c->min_us / 1e6;
+		k[i].max = c->max_us ? c->max_us / 1e6 : FOREVER_US / 1e6;
+		if (c->share_pct && k[i].rate > 0 && avail * c->share_pct / 100 / k[i].rate < k[i].max)
+			k[i].max = avail * c->share_pct / 100 / k[i].rate;
+	}
+	forecast(k, sn->ncls, avail);
+	for (int i = 0; i < sn->ncls; i++) {
+		sn->cls[i].bytes_per_s = sn->rate[i];
+		sn->cls[i].forecast_us = sn->rate[i] > 0 ? (int64_t)(k[i].days * 1e6) : -1;
+		sn->cls[i].retained_us = sn->oldest[i] ? now - sn->oldest[i] : 0;
+	}
+	for (int i = 0; out && i < n && i < max; i++)
+		out[i].forecast_us = sn->cls[out[i].forecast_us].forecast_us;
+	if (tot) {
+		tot->capacity_bytes = cap;
+		for (int i = 0; i < sn->ncls; i++)
+			tot->alarms += sn->cls[i].alarm;
+	}
+	return n;
+}
+
+int stg_retention_stats(struct stg *stg, struct stg_retention_stats *out,
+                        struct stg_class_stats *classes, int max_classes, int *nclasses)
+{
+	struct snapshot *sn = malloc(sizeof *sn);
+	if (!sn)
+		return -ENOMEM;
+	int n = gather(stg, sn, out, NULL, 0);
+	if (n >= 0) {
+		for (int i = 0; i < sn->ncls && i < max_classes; i++)
+			classes[i] = sn->cls[i];
+		if (nclasses)
+			*nclasses = sn->ncls;
+		if (out)
+			evac_counts(stg, &out->relocated_chunks, &out->relocated_bytes);
+	}
+	free(sn);
+	return n < 0 ? n : 0;
+}
+
+int stg_retention_cameras(struct stg *stg, struct stg_camera_retention *out, int max)
+{
+	struct snapshot *sn = malloc(sizeof *sn);
+	if (!sn)
+		return -ENOMEM;
+	int n = gather(stg, sn, NULL, out, max);
+	free(sn);
+	return n;
+}
