@@ -82,6 +82,7 @@ struct web {
 	void *plain;                    /* with TLS and plain_port: plain HTTP, else NULL */
 	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
 	struct api_drop_watch drops;
+	char static_root[4096];         /* the UI's directory, real path; "" none */
 };
 
 /* The status codes answered so far and how often, in code order. */
@@ -190,6 +191,17 @@ int api_export_download(struct web *w, const struct web_request *req, const char
                         struct web_reply *rep);
 int api_export_delete(struct web *w, const struct web_request *req, const char *arg,
                       struct web_reply *rep);
+
+/* The web UI's files (static.c): "/" and "/ui/..." from one directory,
+ * without credentials. init resolves the directory (NULL or "": no UI;
+ * a missing one is logged, -errno, and the UI answers 404). serve answers
+ * GET and HEAD (304 on a matching If-None-Match), refuses any path that
+ * would leave the directory (404); 0 or a negative errno. */
+int web_static_init(struct web *w, const char *dir);
+bool web_static_path(const char *url);
+struct MHD_Connection;
+int web_static_serve(struct web *w, struct MHD_Connection *con, const char *method,
+                     const char *url, struct web_reply *rep);
 
 /* Who am I: GET /me (api_users.c). */
 int api_me(struct web *w, const struct web_request *req, const char *arg,

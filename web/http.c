@@ -12,7 +12,8 @@
  * pattern, roles, handler}; a pattern's "{id}" matches one non-empty path
  * segment, handed to the handler. Before the handler: the caller is
  * authenticated (api_auth.c: 401), the route must allow its role (403),
- * and the query must have parsed (400).
+ * and the query must have parsed (400). "/" and "/ui/..." are the web
+ * UI's files (static.c), served before any route and without credentials.
  *
  * With TLS the same access handler serves an HTTPS daemon and, when asked,
  * a second plain daemon on another port; both share the snapshot.
@@ -192,6 +193,11 @@ static void web_dispatch(struct web *w, struct MHD_Connection *con, struct web_r
                          const char *method, const char *url, struct web_reply *rep)
 {
 	char arg[WEB_MAX_ARG];
+	if (web_static_path(url)) {
+		if (web_static_serve(w, con, method, url, rep))
+			api_error(rep, 500, NULL, "internal error");
+		return;
+	}
 	const struct web_route *rt = web_route_find(method, url, arg, rep);
 	if (!rt)
 		return;
@@ -440,6 +446,8 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	w->cfg = *cfg;
 	w->ctx = *ctx;
 	web_defaults(&w->cfg);
+	web_static_init(w, cfg->static_dir);
+	w->cfg.static_dir = NULL;       /* the caller's string: only static_root is kept */
 	err = -EINVAL;
 	if (!cfg->port)
 		goto fail;
