@@ -121,7 +121,7 @@ static int static_resolve(const struct web *w, const char *url, char *out)
 
 /* The reply for an open file: 304 when the ETag matches, else the file. */
 static int static_respond(struct MHD_Connection *con, int fd, const struct stat *st,
-                          const char *path, unsigned head, struct web_reply *rep)
+                          const char *path, struct web_reply *rep)
 {
 	char etag[64];
 	snprintf(etag, sizeof etag, "\"%" PRIx64 "-%" PRIx64 "-%lx\"", (uint64_t)st->st_size,
@@ -134,10 +134,7 @@ static int static_respond(struct MHD_Connection *con, int fd, const struct stat 
 		close(fd);
 		rep->status = 304;
 		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	} else if (head) {
-		close(fd);
-		r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	} else {
+	} else {                        /* HEAD too: libmicrohttpd sends no body */
 		r = MHD_create_response_from_fd((uint64_t)st->st_size, fd);
 		if (!r)
 			close(fd);
@@ -155,8 +152,7 @@ static int static_respond(struct MHD_Connection *con, int fd, const struct stat 
 int web_static_serve(struct web *w, struct MHD_Connection *con, const char *method,
                      const char *url, struct web_reply *rep)
 {
-	bool head = !strcmp(method, "HEAD");
-	if (strcmp(method, "GET") && !head)
+	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
 		return api_error(rep, 405, NULL, "method not allowed on this path");
 	if (!w->static_root[0])
 		return api_error(rep, 404, NULL, "the web UI is not installed (http.static_dir)");
@@ -170,7 +166,7 @@ int web_static_serve(struct web *w, struct MHD_Connection *con, const char *meth
 		nvr_log("info", "web", "event=static_refused path=\"%.200s\"", url);
 		return api_error(rep, 404, NULL, "no such file");
 	}
-	int err = static_respond(con, fd, &st, path, head, rep);
+	int err = static_respond(con, fd, &st, path, rep);
 	if (err)
 		nvr_log("error", "web", "event=static_failed path=\"%.200s\" error=\"%s\"", url,
 		        strerror(-err));
