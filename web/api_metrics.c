@@ -191,7 +191,7 @@ static void mx_class_family(struct mx_req *m, const struct stg_class_stats *cs, 
 		         : f == 4 ? (double)c->cameras : (double)c->alarm;
 		if (f == 3 && c->forecast_us < 0)
 			continue;
-		mx_printf(m, "%s{class=\"%s\"} %.4f\n", fam[f].name, cls, v);
+		mx_printf(m, "%s{class=\"%s\"} %.6g\n", fam[f].name, cls, v);
 	}
 }
 

@@ -165,6 +165,7 @@ static int ap_done(struct web *w, const struct web_request *req, const struct ap
 	if (err)
 		return api_error(rep, 500, NULL, "the footage was erased but the audit entry could "
 		                 "not be written (see the log)");
+	rep->status = 200;
 	rep->body = json_pack("{s:I, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:o, s:I}",
 	                      "camera", (json_int_t)p->camera, "from", api_time(p->from_us),
 	                      "to", api_time(p->to_us), "from_ms", (json_int_t)(p->from_us / 1000),
@@ -205,9 +206,11 @@ int api_purge(struct web *w, const struct web_request *req, const char *arg,
 	json_t *b = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
 	int err = ap_parse(b, &p, rep);
 	int known = err ? 0 : api_camera_known(w, p.camera, p.from_us, p.to_us);
-	if (!err && known <= 0)
-		err = known < 0 ? known : api_error(rep, 404, "id", "no camera with this id in the "
-		                                    "registry, and no footage of it in the window");
+	if (!err && known < 0)
+		err = known;
+	else if (!err && known == 0)
+		err = api_error(rep, 404, "id", "no camera with this id in the registry, and no "
+		                "footage of it in the window") < 0 ? -ENOMEM : 1;
 	struct stg_purge_report pr;
 	memset(&pr, 0, sizeof pr);
 	if (!err) {
