@@ -222,6 +222,11 @@ async function operator(browser, cams) {
   const vols = (await apiGet(USERS.operator, '/api/v1/health')).body.volumes.length;
   check(await page.locator('#op-volumes tbody tr').count() === vols, `${vols} volumes listed`);
   check(await page.locator('#op-audit tbody tr').count() > 0, 'audit entries listed');
+  const ret = await apiGet(USERS.operator, '/api/v1/retention?limit=0');
+  if (ret.status === 200) {
+    const names = await page.$$eval('#op-classes tbody tr td:first-child', (l) => l.map((n) => n.textContent));
+    check(JSON.stringify(names) === JSON.stringify(ret.body.classes.map((c) => c.name)), `retention classes listed (${names.join(', ')})`);
+  }
   await shot(page, '09-operations');
   await ctx.close();
 }

@@ -90,7 +90,7 @@ export class OperateView {
   async classes() {
     let r;
     try {
-      r = await api('/api/v1/retention');
+      r = await api('/api/v1/retention?limit=0');
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
         $('op-classes').replaceChildren(el('p', { class: 'muted', text: 'This recorder does not publish its retention classes over the API; classes below their promise are listed under Alarms.' }));
@@ -99,9 +99,14 @@ export class OperateView {
       throw e;
     }
     const classes = r.classes || [];
-    $('op-classes').replaceChildren(table(['class', 'promised days', 'actual days', 'maximum days', 'cameras', 'alarm'],
-      classes.map((c) => [c.name ?? c.class, num(c.min_days ?? c.promised_days), num(c.retained_days ?? c.actual_days),
-                          c.max_days ? num(c.max_days) : '-', c.cameras ?? '-', c.alarm ? 'below promise' : ''])));
+    const days = (x) => (x === null || x === undefined ? '-' : Number(x.toFixed(1)));
+    $('op-classes').replaceChildren(
+      el('p', { class: 'muted', text: `holds keep ${fmtBytes(r.held_bytes)} of ${fmtBytes(r.capacity_bytes)} (${r.holds} holds)` }),
+      table(['class', 'promised days', 'actual days', 'forecast days', 'maximum days', 'share', 'cameras', 'alarm'],
+        classes.map((c) => [c.name, days(c.promised_days), days(c.retained_days), days(c.forecast_days),
+                            c.max_days === null ? 'while space allows' : days(c.max_days), `${c.share_pct}%`, c.cameras,
+                            c.alarm ? `below promise since ${fmtTime(c.alarm_since_ms)}` : '']),
+        (i) => ({ class: classes[i].alarm ? 'repeat' : null })));
   }
 
   async audit() {
@@ -117,5 +122,3 @@ export class OperateView {
     $('op-audit').replaceChildren(table(['id', 'time', 'user', 'action', 'client', 'detail'], rows));
   }
 }
-
-function num(x) { return typeof x === 'number' ? Number(x.toFixed(1)) : (x ?? '-'); }
