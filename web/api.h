@@ -119,7 +119,8 @@ enum web_role {
 #define WEB_MAX_USER 64
 
 /* One request: its query string, parsed when the URI arrived; who sent it,
- * known before the handler runs; the body of a POST or DELETE. */
+ * known before the handler runs; the body of a POST or DELETE; the headers
+ * the playback handlers read (NULL when absent; valid for the request). */
 struct web_request {
 	struct query query;
 	int query_status;               /* 0, or the query_parse error */
@@ -134,6 +135,9 @@ struct web_request {
 	char remote[64];                /* client address, "" when unknown */
 	const char *body;               /* NUL-terminated; "" when none */
 	size_t body_len;                /* <= WEB_MAX_BODY */
+	const char *range;              /* Range */
+	const char *if_range;           /* If-Range */
+	bool head;                      /* HEAD: the body is not sent */
 	/* http.c's own: the body being read */
 	char *body_buf;
 	size_t body_cap;
@@ -167,6 +171,10 @@ int api_metrics(struct web *w, const struct web_request *req, const char *arg,
                 struct web_reply *rep);
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
+int api_hls_playlist(struct web *w, const struct web_request *req, const char *arg,
+                     struct web_reply *rep);
+int api_hls_segment(struct web *w, const struct web_request *req, const char *arg,
+                    struct web_reply *rep);
 int api_repeat_failures(struct web *w, const struct web_request *req, const char *arg,
                         struct web_reply *rep);
 

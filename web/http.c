@@ -10,7 +10,8 @@
  * checked against Content-Length before any byte is read); the route runs
  * once the whole request is in. Routes are a const table of {method,
  * pattern, roles, handler}; a pattern's "{id}" matches one non-empty path
- * segment, handed to the handler. Before the handler: the caller is
+ * segment, handed to the handler; HEAD runs the GET route (libmicrohttpd
+ * sends the headers without the body). Before the handler: the caller is
  * authenticated (api_auth.c: 401), the route must allow its role (403),
  * and the query must have parsed (400). "/" and "/ui/..." are the web
  * UI's files (static.c), served before any route and without credentials.
@@ -46,6 +47,8 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}", WEB_ROLES_ALL, api_camera },
 	{ "GET", "/api/v1/cameras/{id}/ranges", WEB_ROLES_ALL, api_ranges },
 	{ "GET", "/api/v1/cameras/{id}/video.mp4", WEB_ROLES_ALL, api_playback },
+	{ "GET", "/api/v1/cameras/{id}/hls.m3u8", WEB_ROLES_ALL, api_hls_playlist },
+	{ "GET", "/api/v1/cameras/{id}/hls/segment.ts", WEB_ROLES_ALL, api_hls_segment },
 	{ "GET", "/api/v1/search", WEB_ROLES_INVESTIGATORS, api_search },
 	{ "GET", "/api/v1/repeat-failures", WEB_ROLES_OPERATORS, api_repeat_failures },
 	{ "POST", "/api/v1/exports", WEB_ROLES_INVESTIGATORS, api_export_create },
@@ -164,7 +167,8 @@ static const struct web_route *web_route_find(const char *method, const char *ur
 		if (!web_match(rt->pattern, url, arg, WEB_MAX_ARG))
 			continue;
 		path_known = true;
-		if (!strcmp(rt->method, method))
+		if (!strcmp(rt->method, method) ||
+		    (!strcmp(method, MHD_HTTP_METHOD_HEAD) && !strcmp(rt->method, "GET")))
 			return rt;
 	}
 	if (path_known)
@@ -312,6 +316,9 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *con, const c
 		api_error(&rep, 500, NULL, "out of memory");
 		return web_reply_send(w, con, &rep);
 	}
+	req->range = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+	req->if_range = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
+	req->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	web_dispatch(w, con, req, method, url, &rep);
 	return web_reply_send(w, con, &rep);
 }
