@@ -32,6 +32,8 @@ async function apiGet(user, path) {
 }
 
 const utc = (ms) => new Date(ms).toISOString().slice(0, 19);
+// A datetime-local field's value as Chromium keeps it (":00" seconds dropped).
+const field = (ms) => utc(ms).replace(/:00$/, '');
 
 async function shot(page, name) {
   await page.screenshot({ path: join(ART, `${name}.png`) });
@@ -73,8 +75,8 @@ async function resultIds(page) {
 }
 
 async function setWindow(page, from, to) {
-  await page.fill('#win-from', utc(from));
-  await page.fill('#win-to', utc(to));
+  await page.fill('#win-from', field(from));
+  await page.fill('#win-to', field(to));
 }
 
 async function search(page) {
