@@ -127,6 +127,9 @@ const struct config_option config_options[] = {
 	     "with TLS: also serve plain HTTP on this port; 0 does not"),
 	UINT("http", "threads", http_threads, "2", 1, 64, NULL, CONFIG_HTTP,
 	     "HTTP server threads"),
+	PATH("http", "static_dir", static_dir, "", "static-dir", CONFIG_HTTP,
+	     "directory of the web UI's files, served at / and /ui/; empty: BINDIR/../share/nvr/web, "
+	     "or the source tree's web/static when nvrd runs from build/bin"),
 
 	BOOL("auth", "enabled", auth_enabled, "true", "auth", CONFIG_RESTART,
 	     "require users to log in (nvrctl users); false lets anyone in as admin (logged, audited)"),

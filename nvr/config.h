@@ -113,6 +113,7 @@ struct nvr_config {
 	char *tls_key;
 	uint64_t plain_http_port;
 	uint64_t http_threads;
+	char *static_dir;
 	/* [auth] */
 	bool auth_enabled;
 	/* [limits] */

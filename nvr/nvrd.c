@@ -45,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -359,6 +360,28 @@ static void open_exports(struct daemon *d)
 		nvr_log("error", "nvrd", "event=exports_disabled reason=open_failed");
 }
 
+/* The web UI's directory: the configured one, else the installed
+ * BINDIR/../share/nvr/web, else the source tree's web/static when nvrd
+ * runs from build/bin. "" when none exists (the API runs without the UI). */
+static void static_dir(const struct nvr_config *c, char *out, size_t n)
+{
+	char dir[PATH_MAX];
+	struct stat st;
+	if (c->static_dir[0]) {
+		snprintf(out, n, "%s", c->static_dir);
+		return;
+	}
+	bin_dir(dir, sizeof dir);
+	snprintf(out, n, "%s/../share/nvr/web", dir);
+	if (!stat(out, &st) && S_ISDIR(st.st_mode))
+		return;
+	snprintf(out, n, "%s/../../web/static", dir);
+	if (!stat(out, &st) && S_ISDIR(st.st_mode))
+		return;
+	nvr_log("info", "nvrd", "event=no_web_ui hint=\"set http.static_dir\"");
+	out[0] = '\0';
+}
+
 /* A port already taken or a bad certificate must not stop the recording:
  * the API is left off (logged) and the daemon records on. */
 static void start_http(struct daemon *d)
@@ -372,8 +395,10 @@ static void start_http(struct daemon *d)
 		nvr_log("error", "nvrd", "event=http_disabled reason=tls_files");
 		return;
 	}
+	char ui[PATH_MAX + 32];
+	static_dir(c, ui, sizeof ui);
 	struct web_config wc = {
-		.listen_addr = c->http_listen, .port = (uint16_t)c->http_port,
+		.static_dir = ui, .listen_addr = c->http_listen, .port = (uint16_t)c->http_port,
 		.threads = (unsigned)c->http_threads, .max_connections = (unsigned)c->max_connections,
 		.connection_timeout_s = (unsigned)((c->connection_timeout_ms + 999) / 1000),
 		.connection_memory = (size_t)c->connection_memory,

@@ -35,7 +35,16 @@ PACKAGES=(
 	python3-gi python3-prometheus-client python3-gst-1.0 gir1.2-gst-rtsp-server-1.0
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good
 	gstreamer1.0-plugins-bad gstreamer1.0-tools
+	# tests: the web interface end to end (tests/blackbox/ui_e2e.sh) in
+	# Debian's headless chromium, driven by playwright-core from npm
+	# (tests/ui/package.json, installed by the test with npm ci); npm is
+	# added below unless the installed nodejs already provides it
+	chromium nodejs fonts-dejavu-core
 )
+# Debian's nodejs comes without npm; a nodejs package that provides npm
+# (NodeSource's) conflicts with Debian's npm, so npm is asked for only when
+# nothing provides the command.
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 # Prints the packages of PACKAGES that are not fully installed.
 missing_packages() {

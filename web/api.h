@@ -84,6 +84,7 @@ struct web {
 	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
 	struct api_drop_watch drops;
 	struct ratelimit *limit;        /* requests per second per address; NULL none */
+	char static_root[4096];         /* the UI's directory, real path; "" none */
 };
 
 /* The status codes answered so far and how often, in code order. */
@@ -110,6 +111,8 @@ enum web_role {
 #define WEB_ROLES_INVESTIGATORS (WEB_ROLE_BIT(WEB_ROLE_INVESTIGATOR) | WEB_ROLE_BIT(WEB_ROLE_ADMIN))
 #define WEB_ROLES_OPERATORS (WEB_ROLE_BIT(WEB_ROLE_OPERATOR) | WEB_ROLE_BIT(WEB_ROLE_ADMIN))
 #define WEB_ROLES_ADMINS WEB_ROLE_BIT(WEB_ROLE_ADMIN)
+/* Everyone but viewers: reading holds and the retention forecast. */
+#define WEB_ROLES_STAFF (WEB_ROLES_INVESTIGATORS | WEB_ROLE_BIT(WEB_ROLE_OPERATOR))
 /* Not a role: the route answers without credentials (only /health). */
 #define WEB_PUBLIC (1u << 8)
 
@@ -201,6 +204,42 @@ int api_export_download(struct web *w, const struct web_request *req, const char
 int api_export_delete(struct web *w, const struct web_request *req, const char *arg,
                       struct web_reply *rep);
 
+/* The web UI's files (static.c): "/" and "/ui/..." from one directory,
+ * without credentials. init resolves the directory (NULL or "": no UI;
+ * a missing one is logged, -errno, and the UI answers 404). serve answers
+ * GET and HEAD (304 on a matching If-None-Match), refuses any path that
+ * would leave the directory (404); 0 or a negative errno. */
+int web_static_init(struct web *w, const char *dir);
+bool web_static_path(const char *url);
+struct MHD_Connection;
+int web_static_serve(struct web *w, struct MHD_Connection *con, const char *method,
+                     const char *url, struct web_reply *rep);
+
+/* Legal holds (api_holds.c): POST /holds, GET /holds, /holds/{id},
+ * DELETE /holds/{id}; a purge on request (api_purge.c): POST
+ * /cameras/{id}/purge; the forecast (api_retention.c): GET /retention. */
+int api_holds_create(struct web *w, const struct web_request *req, const char *arg,
+                     struct web_reply *rep);
+int api_holds_list(struct web *w, const struct web_request *req, const char *arg,
+                   struct web_reply *rep);
+int api_holds_get(struct web *w, const struct web_request *req, const char *arg,
+                  struct web_reply *rep);
+int api_holds_release(struct web *w, const struct web_request *req, const char *arg,
+                      struct web_reply *rep);
+int api_purge(struct web *w, const struct web_request *req, const char *arg,
+              struct web_reply *rep);
+int api_retention(struct web *w, const struct web_request *req, const char *arg,
+                  struct web_reply *rep);
+
+/* A hold as the API shows it (api_holds.c). */
+json_t *api_hold_json(const struct stg_hold *h);
+/* Every hold (stg_hold_list) into a malloc'd array; 0 or a negative errno. */
+int api_holds_all(struct web *w, struct stg_hold **out, int *n);
+/* Whether a camera may be named by a hold or purge: in the registry, or
+ * with footage in [t0, t1) (a camera taken out of the registry). 1 yes,
+ * 0 no, or a negative errno. */
+int api_camera_known(struct web *w, uint32_t id, int64_t t0, int64_t t1);
+
 /* Who am I: GET /me (api_users.c). */
 int api_me(struct web *w, const struct web_request *req, const char *arg,
            struct web_reply *rep);
@@ -256,6 +295,11 @@ int api_window(struct web *w, const struct query *q, int64_t *t0, int64_t *t1,
  * {"start", "end", "start_ms", "end_ms"} of a span. */
 json_t *api_time(int64_t us);
 json_t *api_span(int64_t start_us, int64_t end_us);
+/* A time in a JSON body: RFC 3339 text with a zone, or epoch ms. Returns
+ * 0, or 1 after a 400 naming `name` ("is required" when v is NULL). */
+int api_body_time(json_t *v, const char *name, int64_t *us, struct web_reply *rep);
+/* The wall clock in microseconds. */
+int64_t api_now_us(void);
 /* Whether camera `id` is in the registry; *err is set when it cannot say. */
 bool api_camera_exists(struct web *w, uint32_t id, int *err);
 

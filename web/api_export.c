@@ -53,21 +53,6 @@ struct ax_create {
 	const char *case_ref, *reason;
 };
 
-/* A time field: RFC 3339 text or epoch milliseconds; 0 or 1 after a 400. */
-static int ax_time(json_t *v, const char *name, int64_t *us, struct web_reply *rep)
-{
-	if (json_is_integer(v) && json_integer_value(v) > -(INT64_MAX / 1000) &&
-	    json_integer_value(v) < INT64_MAX / 1000) {
-		*us = json_integer_value(v) * 1000;
-		return 0;
-	}
-	if (json_is_string(v) && !query_parse_time(json_string_value(v), us))
-		return 0;
-	api_error(rep, 400, name, v ? "must be RFC 3339 with a zone, or epoch milliseconds"
-	                            : "is required");
-	return 1;
-}
-
 static int ax_cameras(const struct export_config *lim, json_t *arr, struct ax_create *c,
                       struct web_reply *rep)
 {
@@ -124,8 +109,8 @@ static int ax_parse(const struct export_config *lim, json_t *b, struct ax_create
 		return 1;
 	}
 	if (ax_cameras(lim, json_object_get(b, "cameras"), c, rep) ||
-	    ax_time(json_object_get(b, "from"), "from", &c->from_us, rep) ||
-	    ax_time(json_object_get(b, "to"), "to", &c->to_us, rep))
+	    api_body_time(json_object_get(b, "from"), "from", &c->from_us, rep) ||
+	    api_body_time(json_object_get(b, "to"), "to", &c->to_us, rep))
 		return 1;
 	char msg[96];
 	if (c->from_us >= c->to_us) {

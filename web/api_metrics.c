@@ -4,16 +4,20 @@
  *
  * What is exported: per camera its ingest state, bitrate, frame rate,
  * frames recorded, lost and dropped, reconnects, failures in the last 24 h
- * (repeat failures); per volume bytes written,
+ * (repeat failures), days of footage kept; per volume bytes written,
  * write errors, state, free and total segments, age of its oldest footage;
- * the index size; HTTP answers by status code. Camera labels are the id
+ * the index size; HTTP answers by status code; retention: capacity, holds
+ * and held bytes, and per class its promise, the days kept, the forecast
+ * and its alarm (below the promise), as GET /retention shows them. Camera labels are the id
  * only (names may change and would multiply series).
  *
  * With 30,000 cameras the answer is several megabytes, so it is streamed
  * (libmicrohttpd reader callback) and never built whole: the camera ids are
- * copied from the registry snapshot when the request starts, then each call
+ * copied from the registry snapshot when the request starts (with the
+ * engine's per-camera retention table, tens of bytes a camera), then each call
  * of mx_read renders the next few cameras' lines into a small buffer. The
- * header lines (volumes, index, HTTP) are rendered first, the same way.
+ * header lines (volumes, index, HTTP; then retention) are rendered first,
+ * the same way.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -30,11 +34,14 @@
 #define MX_BUF (64u << 10)
 #define MX_CAMERA_LINE_MAX 1024     /* one camera's lines are shorter */
 #define MX_VOLUMES_MAX 64
+#define MX_CLASSES_MAX 65           /* the engine keeps 64 plus the default */
+#define MX_DAY_US 864e8
 
 /* The per-camera metric families, rendered family by family. */
 enum mx_family {
 	MX_CAM_UP, MX_CAM_STATE, MX_CAM_BITRATE, MX_CAM_FPS, MX_CAM_FRAMES,
-	MX_CAM_LOST, MX_CAM_DROPPED, MX_CAM_RECONNECTS, MX_CAM_FAILURES, MX_CAM_FAMILIES,
+	MX_CAM_LOST, MX_CAM_DROPPED, MX_CAM_RECONNECTS, MX_CAM_FAILURES, MX_CAM_RETAINED,
+	MX_CAM_FAMILIES,
 };
 
 static const struct {
@@ -49,14 +56,17 @@ static const struct {
 	[MX_CAM_DROPPED] = { "nvr_camera_dropped_frames_total", "counter", "frames dropped by storage back-pressure" },
 	[MX_CAM_RECONNECTS] = { "nvr_camera_reconnects_total", "counter", "reconnections since the daemon started" },
 	[MX_CAM_FAILURES] = { "nvr_camera_failures_24h", "gauge", "failures in the last 24 h (3 or more: a repeat failure)" },
+	[MX_CAM_RETAINED] = { "nvr_camera_retained_days", "gauge", "days from the oldest footage on disk to now" },
 };
 
 struct mx_req {
 	struct web *w;
 	uint32_t *ids;
 	size_t count;
+	struct stg_camera_retention *ret; /* id order */
+	size_t nret, ret_next;            /* ret_next: merge cursor, ids ascend */
 	size_t family, next;            /* cursor: family, then camera index */
-	bool header_done;
+	int header_part;                /* 0 volumes..totals, 1 retention, 2 done */
 	char *buf;
 	size_t len, off;
 };
@@ -158,6 +168,55 @@ static void mx_volumes(struct mx_req *m)
 	}
 }
 
+/* One class gauge family: each class's value, or none when it has none. */
+static void mx_class_family(struct mx_req *m, const struct stg_class_stats *cs, int n, int f)
+{
+	static const struct { const char *name, *help; } fam[] = {
+		{ "nvr_retention_class_promised_days", "promised minimum retention (0: none)" },
+		{ "nvr_retention_class_max_days", "maximum retention (0: kept while space allows)" },
+		{ "nvr_retention_class_retained_days", "days from the class's oldest footage to now" },
+		{ "nvr_retention_class_forecast_days", "retention current ingest rates allow once the disks are full" },
+		{ "nvr_retention_class_cameras", "cameras of the class with footage" },
+		{ "nvr_retention_class_alarm", "1 while the class is below its promised minimum" },
+	};
+	mx_family(m, fam[f].name, "gauge", fam[f].help);
+	for (int i = 0; i < n; i++) {
+		const struct stg_class_stats *c = &cs[i];
+		char cls[2 * STG_CLASS_NAME_MAX];
+		mx_escape(c->cls.name, cls, sizeof cls);
+		double v = f == 0 ? (double)c->cls.min_us / MX_DAY_US
+		         : f == 1 ? (double)c->cls.max_us / MX_DAY_US
+		         : f == 2 ? (double)(c->retained_us > 0 ? c->retained_us : 0) / MX_DAY_US
+		         : f == 3 ? (double)c->forecast_us / MX_DAY_US
+		         : f == 4 ? (double)c->cameras : (double)c->alarm;
+		if (f == 3 && c->forecast_us < 0)
+			continue;
+		mx_printf(m, "%s{class=\"%s\"} %.6g\n", fam[f].name, cls, v);
+	}
+}
+
+static void mx_retention(struct mx_req *m)
+{
+	static __thread struct stg_class_stats cs[MX_CLASSES_MAX];
+	struct stg_retention_stats rs;
+	int n = 0;
+	int err = stg_retention_stats(m->w->ctx.stg, &rs, cs, MX_CLASSES_MAX, &n);
+	if (err) {
+		nvr_log("warn", "web", "event=metrics_retention_failed error=\"%s\"", stg_strerror(err));
+		return;
+	}
+	mx_family(m, "nvr_retention_capacity_bytes", "gauge", "footage the volumes hold when full");
+	mx_printf(m, "nvr_retention_capacity_bytes %" PRIu64 "\n", rs.capacity_bytes);
+	mx_family(m, "nvr_holds", "gauge", "legal holds in force");
+	mx_printf(m, "nvr_holds %" PRIu32 "\n", rs.holds);
+	mx_family(m, "nvr_held_bytes", "gauge", "footage legal holds keep (sum over the holds)");
+	mx_printf(m, "nvr_held_bytes %" PRIu64 "\n", rs.held_bytes);
+	mx_family(m, "nvr_retention_alarms", "gauge", "retention classes below their promise");
+	mx_printf(m, "nvr_retention_alarms %" PRIu32 "\n", rs.alarms);
+	for (int f = 0; f < 6; f++)
+		mx_class_family(m, cs, n < MX_CLASSES_MAX ? n : MX_CLASSES_MAX, f);
+}
+
 static void mx_header(struct mx_req *m)
 {
 	mx_volumes(m);
@@ -189,6 +248,20 @@ static void mx_header(struct mx_req *m)
 	mx_printf(m, "nvr_cameras_repeat_failures %" PRIu32 "\n", t.repeat_failures);
 }
 
+/* A camera's days kept, from the retention table (both lists ascend by
+ * id, so one cursor walks it); nothing for a camera without footage. */
+static void mx_retained_line(struct mx_req *m, const char *name, uint32_t id)
+{
+	while (m->ret_next < m->nret && m->ret[m->ret_next].camera_id < id)
+		m->ret_next++;
+	if (m->ret_next >= m->nret || m->ret[m->ret_next].camera_id != id)
+		return;
+	const struct stg_camera_retention *r = &m->ret[m->ret_next];
+	if (r->oldest_us)
+		mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %.4f\n", name, id,
+		          (double)(r->retained_us > 0 ? r->retained_us : 0) / MX_DAY_US);
+}
+
 static void mx_camera_line(struct mx_req *m, uint32_t id)
 {
 	struct ingest_camera_status st;
@@ -211,6 +284,7 @@ static void mx_camera_line(struct mx_req *m, uint32_t id)
 	case MX_CAM_DROPPED: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames_dropped); break;
 	case MX_CAM_RECONNECTS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.reconnects); break;
 	case MX_CAM_FAILURES: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu32 "\n", name, id, st.failures_24h); break;
+	case MX_CAM_RETAINED: mx_retained_line(m, name, id); break;
 	case MX_CAM_FAMILIES: break;
 	}
 }
@@ -219,9 +293,11 @@ static void mx_camera_line(struct mx_req *m, uint32_t id)
 static bool mx_fill(struct mx_req *m)
 {
 	m->len = m->off = 0;
-	if (!m->header_done) {
-		mx_header(m);
-		m->header_done = true;
+	if (m->header_part < 2) {    /* each part fits the buffer alone */
+		if (m->header_part++ == 0)
+			mx_header(m);
+		else
+			mx_retention(m);
 		return true;
 	}
 	while (m->family < MX_CAM_FAMILIES && m->len + MX_CAMERA_LINE_MAX < MX_BUF) {
@@ -244,8 +320,9 @@ static ssize_t mx_read(void *cls, uint64_t pos, char *out, size_t max)
 {
 	(void)pos;
 	struct mx_req *m = cls;
-	if (m->off == m->len && !mx_fill(m))
-		return MHD_CONTENT_READER_END_OF_STREAM;
+	while (m->off == m->len)        /* a part may render nothing */
+		if (!mx_fill(m))
+			return MHD_CONTENT_READER_END_OF_STREAM;
 	size_t n = m->len - m->off;
 	if (n > max)
 		n = max;
@@ -258,6 +335,7 @@ static void mx_free(void *cls)
 {
 	struct mx_req *m = cls;
 	free(m->ids);
+	free(m->ret);
 	free(m->buf);
 	free(m);
 }
@@ -277,6 +355,23 @@ static int mx_copy_ids(struct mx_req *m)
 	return m->ids ? 0 : -ENOMEM;
 }
 
+/* The engine's per-camera retention table, for nvr_camera_retained_days. */
+static int mx_copy_retention(struct mx_req *m)
+{
+	int want = stg_retention_cameras(m->w->ctx.stg, NULL, 0);
+	if (want < 0)
+		return want;
+	size_t room = (size_t)want + 64;
+	m->ret = calloc(room, sizeof *m->ret);
+	if (!m->ret)
+		return -ENOMEM;
+	int got = stg_retention_cameras(m->w->ctx.stg, m->ret, (int)room);
+	if (got < 0)
+		return got;
+	m->nret = (size_t)got < room ? (size_t)got : room;
+	return 0;
+}
+
 int api_metrics(struct web *w, const struct web_request *req, const char *arg,
                 struct web_reply *rep)
 {
@@ -291,6 +386,8 @@ int api_metrics(struct web *w, const struct web_request *req, const char *arg,
 	if (!m->buf)
 		goto fail;
 	err = mx_copy_ids(m);
+	if (!err)
+		err = mx_copy_retention(m);
 	if (err)
 		goto fail;
 	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, MX_BUF,

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api.h"
 
@@ -158,6 +159,27 @@ static int api_spans(const struct stg_range *r, int n, int64_t t0, int64_t t1, j
 	if (at < t1 && json_array_append_new(gaps, api_span(at, t1)))
 		return -ENOMEM;
 	return 0;
+}
+
+int api_body_time(json_t *v, const char *name, int64_t *us, struct web_reply *rep)
+{
+	if (json_is_integer(v) && json_integer_value(v) > -(INT64_MAX / 1000) &&
+	    json_integer_value(v) < INT64_MAX / 1000) {
+		*us = json_integer_value(v) * 1000;
+		return 0;
+	}
+	if (json_is_string(v) && !query_parse_time(json_string_value(v), us))
+		return 0;
+	int err = api_error(rep, 400, name, v ? "must be RFC 3339 with a zone, or epoch milliseconds"
+	                                      : "is required");
+	return err ? err : 1;
+}
+
+int64_t api_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 int api_window(struct web *w, const struct query *q, int64_t *t0, int64_t *t1,

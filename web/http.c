@@ -13,7 +13,8 @@
  * segment, handed to the handler; HEAD runs the GET route (libmicrohttpd
  * sends the headers without the body). Before the handler: the caller is
  * authenticated (api_auth.c: 401), the route must allow its role (403),
- * and the query must have parsed (400).
+ * and the query must have parsed (400). "/" and "/ui/..." are the web
+ * UI's files (static.c), served before any route and without credentials.
  *
  * With TLS the same access handler serves an HTTPS daemon and, when asked,
  * a second plain daemon on another port; both share the snapshot.
@@ -56,6 +57,12 @@ static const struct web_route web_routes[] = {
 	{ "DELETE", "/api/v1/exports/{id}", WEB_ROLES_INVESTIGATORS, api_export_delete },
 	{ "GET", "/api/v1/exports/{id}/manifest", WEB_ROLES_INVESTIGATORS, api_export_manifest },
 	{ "GET", "/api/v1/exports/{id}/download", WEB_ROLES_INVESTIGATORS, api_export_download },
+	{ "POST", "/api/v1/holds", WEB_ROLES_INVESTIGATORS, api_holds_create },
+	{ "GET", "/api/v1/holds", WEB_ROLES_STAFF, api_holds_list },
+	{ "GET", "/api/v1/holds/{id}", WEB_ROLES_STAFF, api_holds_get },
+	{ "DELETE", "/api/v1/holds/{id}", WEB_ROLES_INVESTIGATORS, api_holds_release },
+	{ "POST", "/api/v1/cameras/{id}/purge", WEB_ROLES_ADMINS, api_purge },
+	{ "GET", "/api/v1/retention", WEB_ROLES_STAFF, api_retention },
 	{ "GET", "/api/v1/audit", WEB_ROLES_OPERATORS, api_audit_list },
 	{ "GET", "/api/v1/audit/verify", WEB_ROLES_OPERATORS, api_audit_verify },
 	{ "GET", "/api/v1/tokens", WEB_ROLES_ALL, api_tokens_list },
@@ -198,6 +205,11 @@ static void web_dispatch(struct web *w, struct MHD_Connection *con, struct web_r
                          const char *method, const char *url, struct web_reply *rep)
 {
 	char arg[WEB_MAX_ARG];
+	if (web_static_path(url)) {
+		if (web_static_serve(w, con, method, url, rep))
+			api_error(rep, 500, NULL, "internal error");
+		return;
+	}
 	const struct web_route *rt = web_route_find(method, url, arg, rep);
 	if (!rt)
 		return;
@@ -453,6 +465,8 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	w->cfg = *cfg;
 	w->ctx = *ctx;
 	web_defaults(&w->cfg);
+	web_static_init(w, cfg->static_dir);
+	w->cfg.static_dir = NULL;       /* the caller's string: only static_root is kept */
 	err = -EINVAL;
 	if (!cfg->port)
 		goto fail;

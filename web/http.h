@@ -54,6 +54,8 @@ struct web_config {
 	const char *tls_cert_pem;       /* NULL: plain HTTP; else HTTPS (needs tls_key_pem); */
 	const char *tls_key_pem;        /* both kept by the caller until web_stop() */
 	uint16_t plain_port;            /* with TLS: plain HTTP here too; 0 none */
+	const char *static_dir;         /* the web UI's files ("/", "/ui/..."),
+	                                 * copied at start; NULL or "": none */
 };
 
 struct web;

@@ -56,6 +56,11 @@ TABLE=(
 	"GET $PLAY|viewer investigator operator admin|200"
 	"GET $SEARCH|investigator admin|200"
 	"GET /audit|operator admin|200"
+	"POST /holds|investigator admin|201"
+	"GET /holds|investigator operator admin|200"
+	"GET /holds/1|investigator operator admin|200"
+	"POST /cameras/2/purge|admin|200"
+	"GET /retention|investigator operator admin|200"
 	"GET /audit/verify|operator admin|200"
 	"GET /tokens|viewer investigator operator admin|200"
 	"POST /tokens|viewer investigator operator admin|201"
@@ -71,6 +76,9 @@ for row in "${TABLE[@]}"; do
 	body=
 	[[ $method == POST && $path == /users ]] && body='{"name":"u_new","role":"viewer","password":"pw-of-new-123"}'
 	[[ $method == POST && $path == /tokens ]] && body='{"label":"matrix"}'
+	# a hold on camera 2 over the last minute; a purge of a window long past
+	[[ $method == POST && $path == /holds ]] && body="{\"cameras\":[2],\"from\":$((now - 60000)),\"to\":$now,\"case\":\"ROLES-1\"}"
+	[[ $path == */purge ]] && body='{"from":1000000,"to":2000000,"reason":"role table"}'
 	for r in "${ROLES[@]}"; do
 		want=403
 		[[ " $allowed " == *" $r "* ]] && want=$ok
