@@ -43,15 +43,16 @@
 struct env_desc {
 	const char *name;
 	size_t path_at;        /* offset of its path in struct datadir */
-	mode_t mode;           /* of data.mdb, as its module creates it */
+	mode_t dir_mode;       /* of its directory and data.mdb, as its module */
+	mode_t mode;           /* creates them */
 	bool storage;          /* the storage engine's index */
 };
 
 static const struct env_desc envs[] = {
-	{ "index", offsetof(struct datadir, index), 0644, true },
-	{ "registry", offsetof(struct datadir, registry), 0600, false },
-	{ "users", offsetof(struct datadir, users), 0600, false },
-	{ "audit", offsetof(struct datadir, audit), 0600, false },
+	{ "index", offsetof(struct datadir, index), 0755, 0644, true },
+	{ "registry", offsetof(struct datadir, registry), 0700, 0600, false },
+	{ "users", offsetof(struct datadir, users), 0700, 0600, false },
+	{ "audit", offsetof(struct datadir, audit), 0700, 0600, false },
 };
 #define ENV_COUNT (sizeof envs / sizeof envs[0])
 
@@ -244,7 +245,7 @@ static int stage_one(struct restore *r, int i)
 	char dir[PATH_MAX + 64], file[PATH_MAX + 80];
 	snprintf(dir, sizeof dir, "%s/%s", r->stage, r->desc[i]->name);
 	snprintf(file, sizeof file, "%s/data.mdb", dir);
-	if (mkdir(dir, 0755))
+	if (mkdir(dir, r->desc[i]->dir_mode))
 		return -errno;
 	int out = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, r->desc[i]->mode);
 	if (out < 0)

@@ -124,11 +124,12 @@ static int check_layout(const struct bkp_info *info)
 	uint64_t at = BKP_HEADER_SIZE;
 	for (uint32_t i = 0; i < info->count; i++) {
 		const struct bkp_entry *e = &info->e[i];
-		if (e->offset != at || e->zsize == 0 || e->zsize > info->file_size - at)
-			return bad_file(at >= info->file_size ? "the file is truncated"
-			                                       : "sections do not fit the file");
+		if (e->offset != at || e->zsize == 0 || e->zsize > UINT64_MAX / 2 - at)
+			return bad_file("sections do not follow each other");
 		at += e->zsize;
 	}
+	if (at > info->file_size)
+		return bad_file("the file is truncated");
 	return at == info->file_size ? 0 : bad_file("bytes after the last section");
 }
 
