@@ -207,7 +207,7 @@ static void print_restored(const char *dir, const struct bkp_restore_report *r)
 	       " chunks=%" PRIu64 " ranges=%" PRIu64 " damaged_records=%" PRIu64 "\n",
 	       r->fsck.volumes, r->fsck.segments, r->fsck.chunks, r->fsck.ranges,
 	       r->fsck.bad_records);
-	printf("entries the disks added to the backup's index: %" PRIu64 " (footage recorded "
+	printf("index entries the volumes added or extended: %" PRIu64 " (footage recorded "
 	       "after the backup, and older footage the ring reused since)\n", r->fsck.differences);
 	printf("the index as restored, before the rebuild, is kept in %s/index.old\n", dir);
 }
