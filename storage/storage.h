@@ -470,6 +470,19 @@ typedef void (*stg_report_fn)(void *user, const char *line);
 int stg_fsck(const struct stg_config *cfg, bool rebuild, stg_report_fn report,
              void *user, struct stg_fsck_report *out);
 
+/* ---- Backup (online) ------------------------------------------------------ */
+
+/* Writes a consistent, compacted copy of the index in `index_dir` to `fd`
+ * (a file or a pipe): an LMDB environment's data.mdb, without free pages,
+ * as of one read transaction. Works while an engine records on the index
+ * (from this process or another: the index is opened a second time,
+ * read-only); its commits go on meanwhile and are not in the copy. Put
+ * the copy back as `index_dir`/data.mdb of a stopped engine, then run
+ * stg_fsck with rebuild to add what the disks recorded since: the copy is
+ * then the old index whose classes, camera classes and holds are kept.
+ * Returns 0 or an error (logged with the path). */
+int stg_index_backup(const char *index_dir, int fd);
+
 /* ---- Test hooks ------------------------------------------------------------ */
 
 /* Fault injection for tests of failing disks: makes every write to volume `volume_index` fail with -EIO once

@@ -25,6 +25,8 @@ static const struct command commands[] = {
 	{ "holds", cmd_holds, "create, list or release legal holds (daemon stopped)" },
 	{ "purge", cmd_purge, "erase a camera's footage in a time window (daemon stopped)" },
 	{ "retention", cmd_retention, "retention per class and camera: kept and forecast" },
+	{ "backup", cmd_backup, "back up index, cameras, users and audit trail (nvrd may run)" },
+	{ "restore", cmd_restore, "restore a backup, then re-index the disks (daemon stopped)" },
 	{ "status", cmd_status, "health, cameras in trouble, volumes of a running nvrd (HTTP API)" },
 };
 

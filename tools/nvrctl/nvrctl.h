@@ -31,6 +31,11 @@ int cmd_holds(int argc, char **argv);
 int cmd_purge(int argc, char **argv);
 int cmd_retention(int argc, char **argv);
 
+/* `nvrctl backup --out FILE` (nvrd may run) and `nvrctl restore --in FILE`
+ * (daemon stopped) (cmd_backup.c). */
+int cmd_backup(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+
 /* A time on the command line: Unix microseconds or ISO 8601 (cmd_frames.c).
  * Returns 0 or -EINVAL. */
 #include <stdint.h>
