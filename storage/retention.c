@@ -1041,6 +1041,15 @@ int stg_hold_create(struct stg *stg, struct stg_hold *h, struct stg_missing *mis
 	if (h->camera_count == 0 || h->camera_count > STG_HOLD_MAX_CAMERAS ||
 	    h->end_us <= h->start_us || (h->expires_us && h->expires_us < 0))
 		return -EINVAL;
+	/* A hold freezes footage that exists: its window ends at the latest
+	 * now. A window open into the future would hold everything recorded
+	 * from then on, until held copies filled the ring and every reuse
+	 * copied them forward again. */
+	int64_t now = stg_now(stg);
+	if (h->end_us > now)
+		h->end_us = now;
+	if (h->end_us <= h->start_us)
+		return -EINVAL;
 	struct hold_arg a = { .h = h, .missing = missing, .max_missing = missing ? max_missing : 0 };
 	int err = indexer_call(stg, hold_create_fn, hold_create_after, &a);
 	if (nmissing)

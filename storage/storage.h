@@ -374,8 +374,9 @@ struct stg_missing {
 	int64_t start_us, end_us;
 };
 
-/* Creates a hold on `h` (id, created_us and bytes are filled in). The
- * parts of the window up to now for which a camera has no footage (already
+/* Creates a hold on `h` (id, created_us and bytes are filled in). A hold
+ * covers footage already recorded: h->end_us is cut to now (and a window
+ * wholly in the future is -EINVAL). The parts of the window up to now for which a camera has no footage (already
  * reclaimed or expired, purged, or never recorded) are listed in
  * `missing` (up to `max_missing`; *nmissing says how many there are): the
  * hold is created for what exists. -ENOSPC when holds would keep more

@@ -454,3 +454,28 @@ Test(retention, forecast_within_ten_percent_of_what_happens, .timeout = 120)
 	}
 	tu_env_fini(&e);
 }
+
+/* A hold freezes what exists: a window reaching into the future is cut at
+ * now, one wholly in the future is refused; footage recorded afterwards is
+ * not held and goes with the ring. */
+Test(retention, hold_windows_end_at_now, .timeout = 60)
+{
+	struct tu_env e;
+	env_open(&e, 1 << 20, 8);
+	record_span(e.stg, 1, T_BASE_US, T_BASE_US + 2 * HOUR, 10 * 60000000LL);
+	sync_all(e.stg, 1);
+	int64_t now = g_now;
+	struct stg_hold h = { .camera_count = 1, .cameras = { 1 },
+	                      .start_us = T_BASE_US, .end_us = now + 30 * DAY };
+	snprintf(h.case_ref, sizeof h.case_ref, "CASE-2");
+	cr_assert_eq(stg_hold_create(e.stg, &h, NULL, 0, NULL), 0);
+	cr_assert_eq(h.end_us, now, "the window ends at now: %lld", (long long)h.end_us);
+	struct stg_hold list[2];
+	cr_assert_eq(stg_hold_list(e.stg, list, 2), 1);
+	cr_assert_eq(list[0].end_us, now);
+	struct stg_hold future = { .camera_count = 1, .cameras = { 1 },
+	                           .start_us = now + HOUR, .end_us = now + 2 * HOUR };
+	cr_assert_eq(stg_hold_create(e.stg, &future, NULL, 0, NULL), -EINVAL);
+	cr_assert_eq(stg_hold_list(e.stg, list, 2), 1, "nothing else held");
+	tu_env_close(&e);
+}
