@@ -4,11 +4,22 @@
  * body (compact JSON, sorted keys), hashes it after the previous hash with
  * SHA-256 and writes entry and head in one write transaction, which LMDB
  * syncs before the commit returns. audit_verify recomputes every hash.
+ *
+ * Queued appends (audit_append_queued, for reads such as searches and
+ * playback, whose answers must not wait for a disk sync): the entry is
+ * checked and copied into a FIFO, and a committer thread (started by the
+ * first one) appends everything queued in one transaction, so one sync
+ * covers a batch. The chain is built at commit time, in queue order, so it
+ * is the same chain a synchronous append would make. audit_list,
+ * audit_verify and audit_close first wait for the queue to drain
+ * (audit_flush), so nothing queued is ever missing from what they see.
  */
 #include "audit.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +33,26 @@
 #define AUD_HEAD_BYTES (8 + AUDIT_HASH_BYTES + 8)
 #define AUD_PREFIX (2 * AUDIT_HASH_BYTES)
 
+/* An entry waiting for the committer thread. */
+struct aud_queued {
+	struct aud_queued *next;
+	json_t *detail;                 /* owned copy */
+	char user[AUDIT_MAX_USER + 1], action[AUDIT_MAX_ACTION + 1];
+	char remote[AUDIT_MAX_REMOTE + 1];
+};
+
 struct audit {
 	MDB_env *env;
 	MDB_dbi entries, meta;
+
+	pthread_mutex_t qlock;          /* guards everything below */
+	pthread_cond_t qcond;           /* queue grew, or stop */
+	pthread_cond_t qdone;           /* a batch was committed */
+	struct aud_queued *qhead, *qtail;
+	uint64_t queued, committed;     /* entries ever queued / handled */
+	uint32_t qlen;
+	bool committer, stop;
+	pthread_t thread;
 };
 
 /* The head: last id, its hash and its time (all zero on an empty log). */
@@ -96,6 +124,9 @@ int audit_open(const char *dir, struct audit **out)
 	struct audit *a = calloc(1, sizeof *a);
 	if (!a)
 		return -ENOMEM;
+	pthread_mutex_init(&a->qlock, NULL);
+	pthread_cond_init(&a->qcond, NULL);
+	pthread_cond_init(&a->qdone, NULL);
 	if (mkdir(dir, 0700) && errno != EEXIST) {
 		rc = -errno;
 		nvr_log("error", "audit", "event=mkdir_failed dir=\"%s\" error=\"%s\"", dir, strerror(-rc));
@@ -118,15 +149,34 @@ int audit_open(const char *dir, struct audit **out)
 fail:
 	if (a->env)
 		mdb_env_close(a->env);
+	pthread_cond_destroy(&a->qdone);
+	pthread_cond_destroy(&a->qcond);
+	pthread_mutex_destroy(&a->qlock);
 	free(a);
 	return rc;
+}
+
+static void aud_stop_committer(struct audit *a)
+{
+	pthread_mutex_lock(&a->qlock);
+	bool running = a->committer;
+	a->stop = true;
+	pthread_cond_broadcast(&a->qcond);
+	pthread_mutex_unlock(&a->qlock);
+	if (running)
+		pthread_join(a->thread, NULL);   /* it drains the queue first */
 }
 
 void audit_close(struct audit *a)
 {
 	if (!a)
 		return;
-	mdb_env_close(a->env);
+	aud_stop_committer(a);
+	if (a->env)
+		mdb_env_close(a->env);
+	pthread_cond_destroy(&a->qdone);
+	pthread_cond_destroy(&a->qcond);
+	pthread_mutex_destroy(&a->qlock);
 	free(a);
 }
 
@@ -282,6 +332,115 @@ fail:
 	return rc;
 }
 
+/* ---- queued appends --------------------------------------------------- */
+
+/* Appends a batch in one transaction; an entry that cannot be stored is
+ * logged and skipped, a transaction that fails loses the batch (logged). */
+static void aud_commit_batch(struct audit *a, struct aud_queued *batch, uint32_t n)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(a->env, NULL, 0, &txn);
+	if (rc) {
+		nvr_log("error", "audit", "event=batch_lost entries=%" PRIu32 " error=\"%s\"", n,
+		        mdb_strerror(rc));
+		return;
+	}
+	for (struct aud_queued *q = batch; q; q = q->next) {
+		uint64_t id;
+		int err = aud_put_entry(a, txn, q->user, q->action, q->remote, q->detail, &id);
+		if (err)
+			nvr_log("error", "audit", "event=append_failed action=%s error=\"%s\"", q->action,
+			        strerror(-err));
+	}
+	if ((rc = mdb_txn_commit(txn)))
+		nvr_log("error", "audit", "event=batch_lost entries=%" PRIu32 " error=\"%s\"", n,
+		        mdb_strerror(rc));
+}
+
+static void *aud_committer(void *arg)
+{
+	struct audit *a = arg;
+	pthread_mutex_lock(&a->qlock);
+	for (;;) {
+		while (!a->qhead && !a->stop)
+			pthread_cond_wait(&a->qcond, &a->qlock);
+		if (!a->qhead)
+			break;                  /* stop, and nothing left */
+		struct aud_queued *batch = a->qhead;
+		uint32_t n = a->qlen;
+		a->qhead = a->qtail = NULL;
+		a->qlen = 0;
+		pthread_mutex_unlock(&a->qlock);
+		aud_commit_batch(a, batch, n);
+		while (batch) {
+			struct aud_queued *next = batch->next;
+			json_decref(batch->detail);
+			free(batch);
+			batch = next;
+		}
+		pthread_mutex_lock(&a->qlock);
+		a->committed += n;
+		pthread_cond_broadcast(&a->qdone);
+	}
+	pthread_mutex_unlock(&a->qlock);
+	return NULL;
+}
+
+int audit_append_queued(struct audit *a, const char *user, const char *action,
+                        const char *remote, json_t *detail)
+{
+	if (!aud_text_ok(user, AUDIT_MAX_USER, true) || !aud_text_ok(action, AUDIT_MAX_ACTION, true) ||
+	    !aud_text_ok(remote, AUDIT_MAX_REMOTE, false) || (detail && !json_is_object(detail)))
+		return -EINVAL;
+	struct aud_queued *q = calloc(1, sizeof *q);
+	if (!q)
+		return -ENOMEM;
+	q->detail = detail ? json_deep_copy(detail) : json_object();
+	if (!q->detail) {
+		free(q);
+		return -ENOMEM;
+	}
+	snprintf(q->user, sizeof q->user, "%s", user);
+	snprintf(q->action, sizeof q->action, "%s", action);
+	snprintf(q->remote, sizeof q->remote, "%s", remote ? remote : "");
+	int err = 0;
+	pthread_mutex_lock(&a->qlock);
+	if (a->stop) {
+		err = -ESHUTDOWN;
+	} else if (!a->committer) {
+		err = -pthread_create(&a->thread, NULL, aud_committer, a);
+		a->committer = !err;
+	}
+	if (!err) {
+		/* Back-pressure: a full queue waits for the committer. */
+		while (a->qlen >= AUDIT_QUEUE_MAX)
+			pthread_cond_wait(&a->qdone, &a->qlock);
+		if (a->qtail)
+			a->qtail->next = q;
+		else
+			a->qhead = q;
+		a->qtail = q;
+		a->qlen++;
+		a->queued++;
+		pthread_cond_signal(&a->qcond);
+	}
+	pthread_mutex_unlock(&a->qlock);
+	if (err) {
+		json_decref(q->detail);
+		free(q);
+	}
+	return err;
+}
+
+void audit_flush(struct audit *a)
+{
+	pthread_mutex_lock(&a->qlock);
+	uint64_t target = a->queued;
+	while (a->committer && a->committed < target)
+		pthread_cond_wait(&a->qdone, &a->qlock);
+	pthread_mutex_unlock(&a->qlock);
+}
+
 /* ---- reading ---------------------------------------------------------- */
 
 static bool aud_copy_str(json_t *o, const char *key, char *out, size_t n)
@@ -387,6 +546,7 @@ static int aud_walk(MDB_cursor *cur, MDB_val *k, MDB_val *v, int rc, struct aud_
 int audit_list(struct audit *a, const struct audit_query *q, audit_each_fn fn, void *user,
                bool *more)
 {
+	audit_flush(a);
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
 	struct aud_head h;
@@ -480,6 +640,7 @@ static void aud_check_head(const struct aud_head *h, struct audit_report *r)
 
 int audit_verify(struct audit *a, struct audit_report *r)
 {
+	audit_flush(a);
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;

@@ -43,6 +43,7 @@
 #define AUDIT_MAX_ACTION 32
 #define AUDIT_MAX_REMOTE 64
 #define AUDIT_MAX_BODY (64u << 10) /* a larger detail is refused: -E2BIG */
+#define AUDIT_QUEUE_MAX 4096       /* queued entries; more wait for the disk */
 
 struct audit;
 
@@ -70,6 +71,21 @@ void audit_close(struct audit *a);
  * Never pass a password or other secret in detail. */
 int audit_append(struct audit *a, const char *user, const char *action, const char *remote,
                  json_t *detail, uint64_t *id);
+
+/* Like audit_append, for reads whose answer must not wait for a disk sync
+ * (searches, playback, failed logins): the entry is checked and queued, and
+ * a committer thread appends queued entries in order, a batch per
+ * transaction (one sync). The caller does not learn the id. Entries are on
+ * disk after the batch commits (one sync later; audit_flush waits for it);
+ * a crash may lose the entries of the batch being written. Returns 0 or
+ * -EINVAL (bad text, detail not an object), -ENOMEM, -ESHUTDOWN (closing).
+ * A full queue (AUDIT_QUEUE_MAX) makes the caller wait. */
+int audit_append_queued(struct audit *a, const char *user, const char *action,
+                        const char *remote, json_t *detail);
+
+/* Waits until every entry queued before the call is committed (or lost,
+ * logged). audit_list, audit_verify and audit_close flush first. */
+void audit_flush(struct audit *a);
 
 /* Which entries audit_list() visits: ids > after_id, times in
  * [from_us, to_us) (to_us 0: no end), at most limit (0: no limit). */

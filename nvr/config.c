@@ -138,7 +138,13 @@ const struct config_option config_options[] = {
 	DURATION("limits", "connection_timeout", connection_timeout_ms, "30s", SEC, 3600 * SEC,
 	         NULL, CONFIG_HTTP, "idle HTTP connections are closed after this long"),
 	SIZE("limits", "connection_memory", connection_memory, "64K", 16 * KIB, 16 * MIB, NULL,
-	     CONFIG_HTTP, "buffer memory of one HTTP connection"),
+	     CONFIG_HTTP, "buffer memory of one HTTP connection (request line and headers "
+	     "beyond it are refused with 431)"),
+	UINT("limits", "request_rate", request_rate, "100", 0, 1000000, NULL, CONFIG_HTTP,
+	     "requests a second one client address may make on average; beyond, 429; 0 for "
+	     "no limit"),
+	UINT("limits", "request_burst", request_burst, "400", 1, 10000000, NULL, CONFIG_HTTP,
+	     "requests one client address may make at once before request_rate applies"),
 
 	PATH("exports", "dir", exports_dir, "", "exports-dir", CONFIG_RESTART,
 	     "directory of evidence exports, outside the ring; empty: DATA_DIR/exports"),

@@ -120,6 +120,7 @@ struct nvr_config {
 	uint64_t max_connections;
 	uint64_t connection_timeout_ms;
 	uint64_t connection_memory;
+	uint64_t request_rate, request_burst;
 	/* [exports] */
 	char *exports_dir;
 	uint64_t exports_quota;

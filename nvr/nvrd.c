@@ -378,6 +378,7 @@ static void start_http(struct daemon *d)
 		.connection_timeout_s = (unsigned)((c->connection_timeout_ms + 999) / 1000),
 		.connection_memory = (size_t)c->connection_memory,
 		.max_window_ms = (int64_t)c->max_window_ms,
+		.request_rate = (double)c->request_rate, .request_burst = (double)c->request_burst,
 		.tls_cert_pem = d->tls_cert_pem, .tls_key_pem = d->tls_key_pem,
 		.plain_port = (uint16_t)c->plain_http_port, .auth_off = !c->auth_enabled,
 	};

@@ -10,6 +10,10 @@
  * camera, generation, checksum) before a byte of it is returned: a chunk
  * whose slot was reused since the lookup reads as STG_EGONE, a damaged one
  * as STG_ECORRUPT and is skipped.
+ *
+ * stg_key_frames walks the same ranges and directories without reading
+ * chunks: a chunk flagged REC_KEY_START begins a GOP, the chunks after it
+ * without the flag extend it.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -556,4 +560,51 @@ void stg_iter_close(struct stg_iter *it)
 		return;
 	free(it->buf);
 	free(it);
+}
+
+/* ---- key frames -------------------------------------------------------------- */
+
+/* The key frames of the current range from t0 on, appended to out.
+ * Returns 1 at a key frame at or past t1 or when out is full (the listing
+ * ends), MDB_NOTFOUND at the end of the range, or an error. */
+static int keys_in_range(struct stg_iter *it, int64_t t0, struct stg_key_frame *out,
+                         int max, int *n)
+{
+	struct dir_entry e, cur;
+	uint32_t g;
+	int err = t0 > it->range.start ? find_chunk_at(it, t0, &e, &g) : MDB_NOTFOUND;
+	if (err == MDB_NOTFOUND)
+		err = next_chunk(it, NULL, 0, &e, &g);
+	bool in_gop = false;
+	while (!err) {
+		if (e.flags & REC_KEY_START) {
+			if (e.start_us >= it->t1 || *n == max)
+				return 1;
+			in_gop = e.start_us >= t0;
+			if (in_gop)
+				out[(*n)++] = (struct stg_key_frame){ e.start_us, e.end_us,
+				                                      e.start_us == it->range.start };
+		} else if (in_gop) {
+			out[*n - 1].end_us = e.end_us;
+		}
+		cur = e;
+		err = next_chunk(it, &cur, g, &e, &g);
+	}
+	return err;
+}
+
+int stg_key_frames(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                   struct stg_key_frame *out, int max)
+{
+	if (max <= 0 || t1 <= t0)
+		return max < 0 ? -EINVAL : 0;
+	struct stg_iter it = { .stg = stg, .cam = camera_id, .t1 = t1 };
+	int n = 0;
+	int err = load_range(&it, t0, false);
+	while (!err && it.range.start < t1) {
+		err = keys_in_range(&it, t0, out, max, &n);
+		if (err == MDB_NOTFOUND)
+			err = load_range(&it, it.range.start, true);
+	}
+	return err && err != MDB_NOTFOUND && err != 1 ? err : n;
 }

@@ -245,6 +245,26 @@ struct stg_read_frame {
 int stg_iter_next(struct stg_iter *it, struct stg_read_frame *f);
 void stg_iter_close(struct stg_iter *it);
 
+/* A key frame and the GOP it starts, as listed by stg_key_frames(). */
+struct stg_key_frame {
+	int64_t time_us;       /* the key frame's time */
+	int64_t end_us;        /* end of its GOP: of the last frame before the
+	                        * next key frame, or before a gap (exclusive) */
+	bool range_start;      /* it begins a recorded range: what precedes it
+	                        * (if anything) is a gap */
+};
+
+/* The key frames of a camera whose times lie in [t0, t1), in time order,
+ * from the segment directories alone: no frame is read (a directory that
+ * is not cached costs one read per segment). This works because a chunk
+ * closes at every key frame, so key frames are where chunks flagged as
+ * starting with one begin. A GOP listed is complete: its end_us may lie
+ * past t1. Fills up to `max` and returns how many it filled; when that is
+ * `max`, ask again from the last time + 1 for more. HTTP playback plans
+ * HLS segments with this. */
+int stg_key_frames(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
+                   struct stg_key_frame *out, int max);
+
 /* ---- Statistics --------------------------------------------------------- */
 
 struct stg_camera_stats {

@@ -12,6 +12,7 @@
 
 #include "http.h"
 #include "query.h"
+#include "ratelimit.h"
 
 /* A camera as the API shows it: the registry record without URLs or
  * credentials. */
@@ -82,6 +83,7 @@ struct web {
 	void *plain;                    /* with TLS and plain_port: plain HTTP, else NULL */
 	uint64_t answers[WEB_STATUS_MAX - WEB_STATUS_MIN + 1]; /* atomic adds */
 	struct api_drop_watch drops;
+	struct ratelimit *limit;        /* requests per second per address; NULL none */
 };
 
 /* The status codes answered so far and how often, in code order. */
@@ -118,7 +120,8 @@ enum web_role {
 #define WEB_MAX_USER 64
 
 /* One request: its query string, parsed when the URI arrived; who sent it,
- * known before the handler runs; the body of a POST or DELETE. */
+ * known before the handler runs; the body of a POST or DELETE; the headers
+ * the playback handlers read (NULL when absent; valid for the request). */
 struct web_request {
 	struct query query;
 	int query_status;               /* 0, or the query_parse error */
@@ -133,6 +136,9 @@ struct web_request {
 	char remote[64];                /* client address, "" when unknown */
 	const char *body;               /* NUL-terminated; "" when none */
 	size_t body_len;                /* <= WEB_MAX_BODY */
+	const char *range;              /* Range */
+	const char *if_range;           /* If-Range */
+	bool head;                      /* HEAD: the body is not sent */
 	/* http.c's own: the body being read */
 	char *body_buf;
 	size_t body_cap;
@@ -166,6 +172,10 @@ int api_metrics(struct web *w, const struct web_request *req, const char *arg,
                 struct web_reply *rep);
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
                  struct web_reply *rep);
+int api_hls_playlist(struct web *w, const struct web_request *req, const char *arg,
+                     struct web_reply *rep);
+int api_hls_segment(struct web *w, const struct web_request *req, const char *arg,
+                    struct web_reply *rep);
 int api_repeat_failures(struct web *w, const struct web_request *req, const char *arg,
                         struct web_reply *rep);
 
@@ -259,6 +269,11 @@ void api_auth_free(struct web *w);
  * unaudited. Without an audit log (web_ctx.audit NULL) it does nothing. */
 int api_audit(struct web *w, const struct web_request *req, const char *action,
               json_t *detail, uint64_t *id);
+/* For reads (search, playback, failed logins): the entry is queued and
+ * committed in a batch (audit_append_queued), so the answer does not wait
+ * for a disk sync. 0 or negative errno. */
+int api_audit_read(struct web *w, const struct web_request *req, const char *action,
+                   json_t *detail);
 
 /* Checks the required window `from` < `to` (at most max_window_ms); returns
  * 0, 1 after filling a 400 reply naming the parameter, or -ENOMEM. */

@@ -28,6 +28,15 @@ int api_audit(struct web *w, const struct web_request *req, const char *action,
 	                    req->remote, detail, id);
 }
 
+int api_audit_read(struct web *w, const struct web_request *req, const char *action,
+                   json_t *detail)
+{
+	if (!w->ctx.audit)
+		return 0;
+	return audit_append_queued(w->ctx.audit, req->user[0] ? req->user : "anonymous", action,
+	                           req->remote, detail);
+}
+
 static json_t *api_audit_entry_json(const struct audit_entry *e)
 {
 	char prev[2 * AUDIT_HASH_BYTES + 1], hash[2 * AUDIT_HASH_BYTES + 1];

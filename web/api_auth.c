@@ -167,7 +167,7 @@ static int auth_refuse(struct web *w, struct web_request *req, const char *metho
 	if (method) {
 		json_t *d = json_pack("{s:s, s:s}", "method", method, "user_tried", tried);
 		snprintf(req->user, sizeof req->user, "anonymous");
-		err = d ? api_audit(w, req, "login_failed", d, NULL) : -ENOMEM;
+		err = d ? api_audit_read(w, req, "login_failed", d) : -ENOMEM;
 		json_decref(d);
 		nvr_log("warn", "web", "event=login_failed method=%s user_tried=%s remote=%s", method,
 		        tried, req->remote[0] ? req->remote : "-");

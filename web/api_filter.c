@@ -130,6 +130,11 @@ static bool api_match_place(const struct api_filter *f, const struct api_camera 
 	if (f->near) {
 		if (!known)
 			return false;
+		/* A great circle is never shorter than its latitude difference
+		 * along a meridian: most cameras of a city are refused here,
+		 * without trigonometry. */
+		if (fabs(api_rad(c->latitude - f->lat)) * API_EARTH_RADIUS_M > f->radius_m)
+			return false;
 		*dist = api_haversine_m(f->lat, f->lon, c->latitude, c->longitude);
 		if (*dist > f->radius_m)
 			return false;

@@ -1,184 +1,119 @@
 /*
- * api_playback.c - GET /api/v1/cameras/{id}/video.mp4?from=T&to=T: the
- * recorded frames of a window as one fragmented MP4, without transcoding.
+ * api_playback.c - GET (and HEAD) /api/v1/cameras/{id}/video.mp4?from=T&to=T:
+ * the recorded frames of a window as one fragmented MP4, without
+ * transcoding, with Content-Length and single byte ranges (RFC 9110).
  *
- * The answer is streamed (chunked, size unknown) and never built in memory:
- * libmicrohttpd asks for bytes through pb_read; each call pulls frames with
- * stg_iter_next and hands them to the muxer (web/mux.h: fragmented MP4,
- * one fragment per key frame), whose output goes into a per-request buffer
- * that pb_read drains. A fragment is one GOP, so the buffer holds about one
- * GOP; more than PB_BUF_MAX bytes ends the stream. One struct pb_req owns
- * the iterator, the muxer and the buffer and is freed by pb_free, also when
- * the client goes away mid-stream. Timestamps start at the first frame; a
- * gap in the recording shows as a jump in time.
+ * The answer is muxed twice and never built in memory (web/avstream.h):
+ * first into a byte counter, which gives its size and frame count (the
+ * muxer's output is deterministic), then for the client, stopping at the
+ * same frame and delivering only the bytes of the requested range; output
+ * before the range is muxed and dropped. The first pass reads every frame
+ * of the window (the muxer rewrites Annex B start codes as lengths, so the
+ * size depends on the bytes, not only on frame sizes): it costs about what
+ * sending the answer costs, without the network.
  *
- * Errors before the first byte answer JSON (400, 404 "no footage", 500);
- * after it they are logged and the stream ends early (the client sees a
- * truncated transfer).
+ * Errors before the first byte answer JSON (400, 404 "no footage", 416,
+ * 500); after it they are logged and the transfer ends early (the client
+ * sees it truncated).
  *
- * Each request that passed its checks is audited ("playback": camera and
- * window) before anything is read; without its audit entry it is refused.
+ * Each request that passed its checks is audited ("playback": camera,
+ * window, format, and the Range asked for) before anything is read;
+ * without its audit entry it is refused.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <libavutil/error.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "avstream.h"
 #include "log.h"
-#include "mux.h"
+#include "range.h"
 
-#define PB_BUF_LOW (256u << 10)     /* pb_read muxes until this much waits */
-#define PB_BUF_MAX (64u << 20)      /* more pending output ends the stream */
-
-struct pb_req {
-	uint32_t camera;
-	struct stg_iter *it;
-	struct mux *mux;
-	enum stg_codec codec;
-	uint8_t *buf;                   /* muxed bytes waiting for the client */
-	size_t len, off, cap;
-	bool done;                      /* trailer written or stream ended */
-	bool failed;                    /* end with a truncated transfer */
-	bool started;                   /* the response exists */
-	bool delivered;                 /* the end of the stream was handed over */
-};
-
-/* The muxer's output: appended to the request buffer. */
-static int pb_write(void *opaque, const uint8_t *data, int size)
+/* 416 with Content-Range: bytes * / size, and a JSON error body. */
+static int pb_unsatisfiable(struct web_reply *rep, uint64_t size)
 {
-	struct pb_req *p = opaque;
-	if (size <= 0)
-		return 0;
-	if (p->len + (size_t)size > p->cap) {
-		size_t cap = p->cap ? p->cap : PB_BUF_LOW;
-		while (cap < p->len + (size_t)size)
-			cap *= 2;
-		if (cap > PB_BUF_MAX)
-			return AVERROR(ENOSPC);
-		uint8_t *b = realloc(p->buf, cap);
-		if (!b)
-			return AVERROR(ENOMEM);
-		p->buf = b;
-		p->cap = cap;
-	}
-	memcpy(p->buf + p->len, data, (size_t)size);
-	p->len += (size_t)size;
-	return size;
-}
-
-static void pb_free(void *cls)
-{
-	struct pb_req *p = cls;
-	if (!p)
-		return;
-	uint64_t frames = mux_frames(p->mux);
-	mux_free(p->mux);
-	stg_iter_close(p->it);
-	if (p->started)
-		nvr_log("info", "web", "event=playback_ended camera=%" PRIu32 " frames=%" PRIu64
-		         " complete=%s", p->camera, frames, p->delivered ? "true" : "false");
-	free(p->buf);
-	free(p);
-}
-
-static void pb_fail(struct pb_req *p, const char *what, int err)
-{
-	nvr_log("warn", "web", "event=playback_error camera=%" PRIu32 " step=%s frames=%" PRIu64
-	        " error=\"%s\"", p->camera, what, mux_frames(p->mux), stg_strerror(err));
-	p->failed = true;
-	p->done = true;
-}
-
-/* Feeds the next frame to the muxer, or writes the trailer at the end. */
-static void pb_pump(struct pb_req *p)
-{
-	struct stg_read_frame f;
-	int r = stg_iter_next(p->it, &f);
-	if (r < 0) {
-		pb_fail(p, "read", r);
-		return;
-	}
-	if (r > 0 && f.codec != p->codec) {
-		nvr_log("info", "web", "event=playback_codec_changed camera=%" PRIu32, p->camera);
-		r = 0;
-	}
-	if (r > 0) {
-		int err = mux_frame(p->mux, &f);
-		if (err)
-			pb_fail(p, "mux", err);
-		return;
-	}
-	int err = mux_finish(p->mux);
-	if (err) {
-		pb_fail(p, "trailer", err);
-		return;
-	}
-	p->done = true;
-}
-
-/* libmicrohttpd's content reader: drains the buffer, muxing more first. */
-static ssize_t pb_read(void *cls, uint64_t pos, char *out, size_t max)
-{
-	(void)pos;
-	struct pb_req *p = cls;
-	while (!p->done && p->len - p->off < PB_BUF_LOW)
-		pb_pump(p);
-	size_t n = p->len - p->off;
-	if (n == 0 && p->failed)
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	if (n == 0) {
-		p->delivered = true;
-		return MHD_CONTENT_READER_END_OF_STREAM;
-	}
-	if (n > max)
-		n = max;
-	memcpy(out, p->buf + p->off, n);
-	p->off += n;
-	if (p->off == p->len)
-		p->off = p->len = 0;
-	else if (p->off >= p->cap / 2) {
-		memmove(p->buf, p->buf + p->off, p->len - p->off);
-		p->len -= p->off;
-		p->off = 0;
-	}
-	return (ssize_t)n;
-}
-
-/* The first key frame of the window; 0 when there is none. */
-static int pb_first_key(struct pb_req *p, struct stg_read_frame *f)
-{
-	int r;
-	while ((r = stg_iter_next(p->it, f)) > 0)
-		if (f->key && mux_codec_supported(f->codec))
-			return 1;
-	return r;
-}
-
-static int pb_response(struct pb_req *p, int64_t t0, struct web_reply *rep)
-{
-	struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64u << 10,
-	                                                           pb_read, p, pb_free);
-	if (!r) {
-		pb_free(p);
+	char cr[48];
+	snprintf(cr, sizeof cr, "bytes */%" PRIu64, size);
+	const char *text = "{\"error\":{\"code\":416,\"message\":\"range not satisfiable\"}}";
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+	                                                         MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return -ENOMEM;
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json") != MHD_YES ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr) != MHD_YES) {
+		MHD_destroy_response(r);
 		return -ENOMEM;
 	}
-	p->started = true;
-	char disp[96];
-	snprintf(disp, sizeof disp, "inline; filename=\"camera-%" PRIu32 "-%lld.mp4\"", p->camera,
-	         (long long)(t0 / 1000));
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "video/mp4") != MHD_YES ||
-	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp) != MHD_YES ||
-	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
-		MHD_destroy_response(r);    /* frees p through pb_free */
-		return -ENOMEM;
-	}
-	rep->status = 200;
+	rep->status = 416;
 	rep->response = r;
 	return 0;
+}
+
+/* The headers of the MP4 answer; a range gets 206 and Content-Range. */
+static int pb_headers(struct MHD_Response *r, uint32_t camera, int64_t t0, bool partial,
+                      uint64_t first, uint64_t last, uint64_t size)
+{
+	char disp[96], cr[80];
+	snprintf(disp, sizeof disp, "inline; filename=\"camera-%" PRIu32 "-%lld.mp4\"", camera,
+	         (long long)(t0 / 1000));
+	snprintf(cr, sizeof cr, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, first, last, size);
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "video/mp4") != MHD_YES ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp) != MHD_YES ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes") != MHD_YES ||
+	    (partial && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_RANGE, cr) != MHD_YES))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Which bytes to send: 1 for a range, 0 for the whole body, or 416 sent
+ * (-ERANGE). If-Range is not evaluated (the answer has no validator), so
+ * a request carrying it gets the whole body, as RFC 9110 allows. */
+static int pb_range(const struct web_request *req, uint64_t size, uint64_t *first,
+                    uint64_t *last)
+{
+	*first = 0;
+	*last = size - 1;
+	if (!req->range || req->if_range)
+		return 0;
+	return range_parse(req->range, strlen(req->range), size, first, last);
+}
+
+/* The audit entry of a playback request; 0 or a negative errno. */
+static int pb_audit(struct web *w, const struct web_request *req, uint32_t id, int64_t t0,
+                    int64_t t1)
+{
+	json_t *d = json_pack("{s:I, s:I, s:I, s:s}", "camera", (json_int_t)id, "from_ms",
+	                      (json_int_t)(t0 / 1000), "to_ms", (json_int_t)(t1 / 1000),
+	                      "format", "mp4");
+	if (d && req->range)
+		json_object_set_new(d, "range", json_string(req->range));
+	int err = d ? api_audit_read(w, req, "playback", d) : -ENOMEM;
+	json_decref(d);
+	return err;
+}
+
+/* The body of a HEAD answer, which libmicrohttpd never reads. */
+static ssize_t pb_no_body(void *cls, uint64_t pos, char *out, size_t max)
+{
+	(void)cls;
+	(void)pos;
+	(void)out;
+	(void)max;
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* The no-footage answers: nothing in the window, or reclaimed meanwhile. */
+static int pb_missing(struct web_reply *rep, int err)
+{
+	if (err == -ENOENT)
+		return api_error(rep, 404, NULL, "no footage in this window");
+	if (err == STG_EGONE)
+		return api_error(rep, 410, NULL, "this footage has been overwritten");
+	return err;
 }
 
 int api_playback(struct web *w, const struct web_request *req, const char *arg,
@@ -189,38 +124,45 @@ int api_playback(struct web *w, const struct web_request *req, const char *arg,
 	int err = api_camera_window(w, req, arg, rep, &id, &t0, &t1);
 	if (err)
 		return err < 0 ? err : 0;
-	json_t *d = json_pack("{s:I, s:I, s:I}", "camera", (json_int_t)id, "from_ms",
-	                      (json_int_t)(t0 / 1000), "to_ms", (json_int_t)(t1 / 1000));
-	err = d ? api_audit(w, req, "playback", d, NULL) : -ENOMEM;
-	json_decref(d);
+	err = pb_audit(w, req, id, t0, t1);
 	if (err)
 		return err;
-	struct pb_req *p = calloc(1, sizeof *p);
-	if (!p)
-		return -ENOMEM;
-	p->camera = id;
-	struct stg_read_frame f;
-	err = stg_iter_open(w->ctx.stg, p->camera, t0, t1, &p->it);
+	struct avs_plan plan = { .stg = w->ctx.stg, .camera = id, .t0 = t0, .t1 = t1,
+	                         .format = "mp4", .what = "playback" };
+	uint64_t size, frames, first, last;
+	int64_t t = nvr_mono_us();
+	err = avs_measure(&plan, &size, &frames);
 	if (err)
-		goto fail;
-	int r = pb_first_key(p, &f);
-	if (r <= 0) {
-		err = r < 0 ? r : api_error(rep, 404, NULL, "no footage in this window");
-		goto fail;
+		return pb_missing(rep, err);
+	nvr_log("info", "web", "event=playback_sized camera=%" PRIu32 " bytes=%" PRIu64
+	        " frames=%" PRIu64 " ms=%.1f", id, size, frames, (nvr_mono_us() - t) / 1000.0);
+	int r = pb_range(req, size, &first, &last);
+	if (r == -ERANGE)
+		return pb_unsatisfiable(rep, size);
+	if (r == 0) {
+		first = 0;
+		last = size - 1;
 	}
-	p->codec = f.codec;
-	err = mux_open_stream(&p->mux, "mp4", &f, pb_write, p);
-	if (!err)
-		err = mux_frame(p->mux, &f);
+	plan.max_frames = frames;
+	struct MHD_Response *resp;
+	if (req->head) {
+		resp = MHD_create_response_from_callback(last - first + 1, 1024, pb_no_body, NULL,
+		                                         NULL);
+	} else {
+		struct avs *s;
+		err = avs_open(&s, &plan, first, last, size);
+		if (err)
+			return pb_missing(rep, err);
+		resp = avs_response(s, last - first + 1);
+	}
+	if (!resp)
+		return -ENOMEM;
+	err = pb_headers(resp, id, t0, r == 1, first, last, size);
 	if (err) {
-		nvr_log("error", "web", "event=playback_open_failed camera=%" PRIu32 " error=\"%s\"",
-		        p->camera, stg_strerror(err));
-		goto fail;
+		MHD_destroy_response(resp);     /* frees the stream */
+		return err;
 	}
-	nvr_log("info", "web", "event=playback_started camera=%" PRIu32 " from_ms=%lld to_ms=%lld",
-	        p->camera, (long long)(t0 / 1000), (long long)(t1 / 1000));
-	return pb_response(p, t0, rep);
-fail:
-	pb_free(p);
-	return err;
+	rep->status = r == 1 ? 206 : 200;
+	rep->response = resp;
+	return 0;
 }

@@ -96,7 +96,7 @@ static int api_search_audit(struct web *w, const struct web_request *req,
 	json_t *d = params ? json_pack("{s:I, s:I, s:o}", "from_ms", (json_int_t)(s->t0 / 1000),
 	                               "to_ms", (json_int_t)(s->t1 / 1000), "query", params)
 	                   : NULL;
-	int err = d ? api_audit(w, req, "search", d, NULL) : -ENOMEM;
+	int err = d ? api_audit_read(w, req, "search", d) : -ENOMEM;
 	json_decref(d);
 	return err;
 }

@@ -10,7 +10,8 @@
  * checked against Content-Length before any byte is read); the route runs
  * once the whole request is in. Routes are a const table of {method,
  * pattern, roles, handler}; a pattern's "{id}" matches one non-empty path
- * segment, handed to the handler. Before the handler: the caller is
+ * segment, handed to the handler; HEAD runs the GET route (libmicrohttpd
+ * sends the headers without the body). Before the handler: the caller is
  * authenticated (api_auth.c: 401), the route must allow its role (403),
  * and the query must have parsed (400).
  *
@@ -45,6 +46,8 @@ static const struct web_route web_routes[] = {
 	{ "GET", "/api/v1/cameras/{id}", WEB_ROLES_ALL, api_camera },
 	{ "GET", "/api/v1/cameras/{id}/ranges", WEB_ROLES_ALL, api_ranges },
 	{ "GET", "/api/v1/cameras/{id}/video.mp4", WEB_ROLES_ALL, api_playback },
+	{ "GET", "/api/v1/cameras/{id}/hls.m3u8", WEB_ROLES_ALL, api_hls_playlist },
+	{ "GET", "/api/v1/cameras/{id}/hls/segment.ts", WEB_ROLES_ALL, api_hls_segment },
 	{ "GET", "/api/v1/search", WEB_ROLES_INVESTIGATORS, api_search },
 	{ "GET", "/api/v1/repeat-failures", WEB_ROLES_OPERATORS, api_repeat_failures },
 	{ "POST", "/api/v1/exports", WEB_ROLES_INVESTIGATORS, api_export_create },
@@ -143,6 +146,8 @@ static enum MHD_Result web_send(struct MHD_Connection *con, const struct web_rep
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == 429)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	if (rep->challenge && status == 401) {
 		MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 		                        "Basic realm=\"nvr\", charset=\"UTF-8\"");
@@ -163,7 +168,8 @@ static const struct web_route *web_route_find(const char *method, const char *ur
 		if (!web_match(rt->pattern, url, arg, WEB_MAX_ARG))
 			continue;
 		path_known = true;
-		if (!strcmp(rt->method, method))
+		if (!strcmp(rt->method, method) ||
+		    (!strcmp(method, MHD_HTTP_METHOD_HEAD) && !strcmp(rt->method, "GET")))
 			return rt;
 	}
 	if (path_known)
@@ -203,6 +209,10 @@ static void web_dispatch(struct web *w, struct MHD_Connection *con, struct web_r
 		return;
 	if (req->too_large) {
 		api_error(rep, 413, NULL, "request body larger than 64 KiB");
+		return;
+	}
+	if (!rl_allow(w->limit, req->remote, nvr_mono_us())) {
+		api_error(rep, 429, NULL, "too many requests from your address: retry in a second");
 		return;
 	}
 	int err = web_identify(w, con, rt, req, rep);
@@ -306,6 +316,9 @@ static enum MHD_Result web_access(void *cls, struct MHD_Connection *con, const c
 		api_error(&rep, 500, NULL, "out of memory");
 		return web_reply_send(w, con, &rep);
 	}
+	req->range = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
+	req->if_range = MHD_lookup_connection_value(con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
+	req->head = strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
 	web_dispatch(w, con, req, method, url, &rep);
 	return web_reply_send(w, con, &rep);
 }
@@ -458,6 +471,9 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	}
 	if ((err = api_auth_init(w)))
 		goto fail;
+	if ((err = rl_create(w->cfg.request_rate, w->cfg.request_burst ? w->cfg.request_burst :
+	                     4 * w->cfg.request_rate, &w->limit)))
+		goto fail;
 	err = api_ops_init(w);
 	if (err)
 		goto fail;
@@ -481,8 +497,10 @@ int web_start(const struct web_config *cfg, struct web_ctx *ctx, struct web **ou
 	*out = w;
 	return 0;
 fail:
-	if (w)
+	if (w) {
 		api_auth_free(w);
+		rl_free(w->limit);
+	}
 	nvr_log("error", "web", "event=http_start_failed listen=%s port=%u error=\"%s\"",
 	        cfg->listen_addr ? cfg->listen_addr : "127.0.0.1", (unsigned)cfg->port,
 	        strerror(-err));
@@ -501,5 +519,6 @@ void web_stop(struct web *w)
 	pthread_rwlock_destroy(&w->snap.lock);
 	api_ops_free(w);
 	api_auth_free(w);
+	rl_free(w->limit);
 	free(w);
 }

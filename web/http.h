@@ -46,6 +46,9 @@ struct web_config {
 	unsigned connection_timeout_s;  /* idle connections are closed [30] */
 	size_t connection_memory;       /* per-connection buffer bytes [64 KiB] */
 	int64_t max_window_ms;          /* longest /ranges window [7 days] */
+	double request_rate;            /* requests a second per client address,
+	                                 * beyond: 429; 0 none [0] */
+	double request_burst;           /* bucket size [4 x request_rate] */
 	bool auth_off;                  /* no authentication: every request acts
 	                                 * as "anonymous" with the admin role */
 	const char *tls_cert_pem;       /* NULL: plain HTTP; else HTTPS (needs tls_key_pem); */

@@ -19,8 +19,11 @@ AUTH_HEADER="Authorization: Basic $(printf '%s:%s' "$API_USER" "$API_PASS" | bas
 CURL_AUTH=(-H "$AUTH_HEADER")
 
 # make_api_user: the admin user the requests authenticate as (and, with
-# HTTP_AUTH=bearer, a token of theirs), before nvrd starts.
+# HTTP_AUTH=bearer, a token of theirs), before nvrd starts; once per test,
+# so that nvrd can be started again on the same data directory.
 make_api_user() {
+	[[ -z ${API_USER_MADE:-} ]] || return 0
+	API_USER_MADE=1
 	mkdir -p data
 	printf '%s\n' "$API_PASS" |
 		expect_exit 0 useradd.out "$BIN/nvrctl" users add "$API_USER" --role admin --data data

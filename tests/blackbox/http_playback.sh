@@ -3,8 +3,11 @@
 # records two simulated cameras (1: H.264, 2: H.265, both 640x360 at
 # 25 fps): the recorded range of each camera comes back as an MP4 that
 # ffprobe reads with the right codec and size and about as many frames as
-# the range lasts, and that ffmpeg decodes without an error; a client that
-# disconnects early has its request freed; a bad `from`
+# the range lasts, and that ffmpeg decodes without an error; the answer has
+# a Content-Length, HEAD announces the same, and Range requests (RFC 9110)
+# return exactly the bytes of the same slice of the whole answer (206 with
+# Content-Range), 416 past the end, the whole answer for several ranges;
+# a client that disconnects early has its request freed; a bad `from`
 # answers 400 naming it, an unknown camera and a window without footage
 # 404; the cameras still stream afterwards; then SIGTERM and exit status 0.
 set -euo pipefail
@@ -64,6 +67,53 @@ play() {
 play 1 h264
 play 2 hevc
 
+# header FILE NAME: the value of header NAME in a curl -D dump.
+header() {
+	grep -i "^$2:" "$1" | head -n 1 | sed 's/^[^:]*: *//' | tr -d '\r'
+}
+
+# Byte ranges of camera 1's MP4: the window lies in the past, so the answer
+# is the same at every request; each slice is compared with the whole.
+from=$(json ranges1.json 'j["ranges"][0]["start_ms"]')
+to=$(json ranges1.json 'j["ranges"][-1]["end_ms"]')
+url="/cameras/1/video.mp4?from=$from&to=$to"
+size=$(stat -c %s out1.mp4)
+[[ $(header out1.mp4.headers content-length) == "$size" ]] ||
+	fail "Content-Length $(header out1.mp4.headers content-length), body $size bytes"
+[[ $(header out1.mp4.headers accept-ranges) == bytes ]] || fail "no Accept-Ranges: bytes"
+curl -s "${CURL_AUTH[@]}" -I "$API$url" >head.headers || fail "HEAD failed"
+grep -q '^HTTP/1.1 200' head.headers || fail "HEAD: $(head -n 1 head.headers)"
+[[ $(header head.headers content-length) == "$size" ]] ||
+	fail "HEAD Content-Length $(header head.headers content-length), GET body $size"
+# range SPEC FIRST LAST: Range: bytes=SPEC answers 206 with bytes FIRST..LAST.
+range() {
+	local code
+	code=$(curl -s "${CURL_AUTH[@]}" -D r.headers -o r.bin -w '%{http_code}' \
+		-H "Range: bytes=$1" "$API$url")
+	[[ $code == 206 ]] || fail "Range $1: status $code"
+	[[ $(header r.headers content-range) == "bytes $2-$3/$size" ]] ||
+		fail "Range $1: Content-Range $(header r.headers content-range), want bytes $2-$3/$size"
+	[[ $(header r.headers content-length) == $(($3 - $2 + 1)) ]] || fail "Range $1: length"
+	dd if=out1.mp4 of=want.bin iflag=skip_bytes,count_bytes skip="$2" count=$(($3 - $2 + 1)) \
+		status=none
+	cmp -s r.bin want.bin || fail "Range $1: bytes differ from the whole answer's"
+}
+range 0-99 0 99
+range 1000-4999 1000 4999
+range "$((size / 2))-" $((size / 2)) $((size - 1))
+range -500 $((size - 500)) $((size - 1))
+range "$((size - 10))-$((size + 1000))" $((size - 10)) $((size - 1))
+range 0- 0 $((size - 1))
+echo "camera 1: $size bytes, 6 ranges compared with the whole answer"
+code=$(curl -s "${CURL_AUTH[@]}" -D r.headers -o r.bin -w '%{http_code}' \
+	-H "Range: bytes=$size-" "$API$url")
+[[ $code == 416 ]] || fail "Range past the end: status $code, expected 416"
+[[ $(header r.headers content-range) == "bytes */$size" ]] || fail "416 without Content-Range"
+code=$(curl -s "${CURL_AUTH[@]}" -o r.bin -w '%{http_code}' -H "Range: bytes=0-9, 20-29" "$API$url")
+[[ $code == 200 ]] && cmp -s r.bin out1.mp4 || fail "two ranges: status $code, not the whole body"
+code=$(curl -s "${CURL_AUTH[@]}" -o r.bin -w '%{http_code}' -H "Range: pages=1-2" "$API$url")
+[[ $code == 200 ]] && cmp -s r.bin out1.mp4 || fail "unknown unit: status $code, not the whole body"
+
 # A client that goes away mid-stream: the request is freed, nvrd records on.
 from=$(json ranges1.json 'j["ranges"][0]["start_ms"]')
 to=$(json ranges1.json 'j["ranges"][-1]["end_ms"]')
@@ -85,10 +135,10 @@ PYEOF
 for ((i = 0; i < 50; i++)); do
 	started=$(grep -c 'event=playback_started' nvrd.log || true)
 	ended=$(grep -c 'event=playback_ended' nvrd.log || true)
-	((started == 3 && ended == 3)) && break
+	((started == 11 && ended == 11)) && break
 	sleep 0.1
 done
-((started == 3 && ended == 3)) ||
+((started == 11 && ended == 11)) ||
 	fail "after a client went away: $started playbacks started, $ended ended"
 kill -0 $pid 2>/dev/null || fail "nvrd exited after a client went away"
 
@@ -108,7 +158,7 @@ frames1=$(json health.json 'j["frames"]')
 sleep 1
 fetch health.json /health 200
 (($(json health.json 'j["frames"]') > frames1)) || fail "recording stopped"
-expect_grep 'event=playback_ended camera=1 frames=[0-9]+ complete=true' nvrd.log \
+expect_grep 'event=playback_ended camera=1 frames=[0-9]+ bytes=[0-9]+ complete=true' nvrd.log \
 	"playback of camera 1 did not end complete"
 
 stop_nvrd

@@ -8,6 +8,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <lmdb.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -323,4 +324,59 @@ Test(audit, refused_appends_leave_the_log_alone)
 	cr_assert_eq(audit_verify(log_, &r), 0);
 	cr_assert(r.ok);
 	cr_assert_eq(r.entries, N_ENTRIES);
+}
+
+/* Queued appends from several threads, mixed with synchronous ones: every
+ * entry is there once, in one valid chain; closing with entries still
+ * queued writes them. */
+#define Q_THREADS 4
+#define Q_PER_THREAD 500
+
+static void *queue_many(void *arg)
+{
+	struct audit *a = arg;
+	for (int i = 0; i < Q_PER_THREAD; i++) {
+		json_t *d = json_pack("{s:i}", "n", i);
+		cr_assert_eq(audit_append_queued(a, "reader", "search", "10.0.0.1", d), 0);
+		json_decref(d);
+	}
+	return NULL;
+}
+
+static int count_action(void *user, const struct audit_entry *e)
+{
+	int *n = user;
+	n[!strcmp(e->action, "search") ? 0 : 1]++;
+	return 0;
+}
+
+Test(audit, queued_appends_join_the_chain)
+{
+	pthread_t t[Q_THREADS];
+	for (int i = 0; i < Q_THREADS; i++)
+		cr_assert_eq(pthread_create(&t[i], NULL, queue_many, log_), 0);
+	for (int i = 0; i < N_ENTRIES; i++)              /* synchronous, meanwhile */
+		cr_assert_eq(audit_append(log_, "admin", "hold", NULL, NULL, NULL), 0);
+	for (int i = 0; i < Q_THREADS; i++)
+		pthread_join(t[i], NULL);
+	cr_assert_eq(audit_append_queued(log_, "user\x01", "search", NULL, NULL), -EINVAL);
+	int n[2] = { 0, 0 };
+	struct audit_query all = { 0 };
+	all.limit = 100000;
+	bool more = false;
+	cr_assert_eq(audit_list(log_, &all, count_action, n, &more), 0);   /* flushes first */
+	cr_assert_eq(n[0], Q_THREADS * Q_PER_THREAD);
+	cr_assert_eq(n[1], N_ENTRIES);
+	struct audit_report r;
+	cr_assert_eq(audit_verify(log_, &r), 0);
+	cr_assert(r.ok, "%s", r.reason);
+	cr_assert_eq(r.entries, Q_THREADS * Q_PER_THREAD + N_ENTRIES);
+
+	for (int i = 0; i < 100; i++)
+		cr_assert_eq(audit_append_queued(log_, "late", "playback", NULL, NULL), 0);
+	audit_close(log_);                               /* writes what is queued */
+	cr_assert_eq(audit_open(dir, &log_), 0);
+	cr_assert_eq(audit_verify(log_, &r), 0);
+	cr_assert(r.ok, "%s", r.reason);
+	cr_assert_eq(r.entries, Q_THREADS * Q_PER_THREAD + N_ENTRIES + 100);
 }

@@ -27,6 +27,9 @@
 #define LLVMFuzzerTestOneInput fuzz_rtp_one
 #include "../fuzz/fuzz_rtp.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_range_one
+#include "../fuzz/fuzz_range.c"
+#undef LLVMFuzzerTestOneInput
 
 #if defined(__SANITIZE_ADDRESS__)            /* gcc */
 #define UNDER_ASAN 1
@@ -126,4 +129,9 @@ Test(fuzz_regressions, sdp_parser_survives_every_kept_input)
 Test(fuzz_regressions, rtp_and_depacketizers_survive_every_kept_input)
 {
 	cr_assert(replay_target("fuzz_rtp", fuzz_rtp_one) >= 1);
+}
+
+Test(fuzz_regressions, range_parser_survives_every_kept_input)
+{
+	cr_assert(replay_target("fuzz_range", fuzz_range_one) >= 1);
 }
