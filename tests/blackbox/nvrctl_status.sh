@@ -116,5 +116,7 @@ expect_exit 1 down.txt "$BIN/nvrctl" status --url http://127.0.0.1:9
 grep -q '^nvrd at' down.txt && fail "a table without a daemon"
 expect_grep 'GET http://127.0.0.1:9/api/v1/health' down.txt "no message naming the URL"
 
-stop_nvrd
+stop_nvrd                       # clears the EXIT trap: the simulator goes too
+kill $sim 2>/dev/null || true
+wait $sim 2>/dev/null || true
 echo "ok"
