@@ -93,7 +93,13 @@ get missing.json /cameras/999 404
 get nope.json /nothing 404
 
 now=$($PY -c 'import time; print(int(time.time() * 1000))')
-get ranges.json "/cameras/1/ranges?from=$((now - 60000))&to=$((now + 1000))"
+# The first chunks reach the index within a flush interval or two of the
+# first key frames: wait for them (at most 10 s) rather than guess.
+for _ in $(seq 50); do
+	get ranges.json "/cameras/1/ranges?from=$((now - 60000))&to=$((now + 1000))"
+	[[ $(json ranges.json 'len(j["ranges"]) >= 1') == True ]] && break
+	sleep 0.2
+done
 [[ $(json ranges.json 'len(j["ranges"]) >= 1') == True ]] || fail "no recorded range in the last minute"
 [[ $(json ranges.json 'all(r["start_ms"] < r["end_ms"] and r["start"].endswith("Z") for r in j["ranges"])') == True ]] ||
 	fail "ranges malformed"

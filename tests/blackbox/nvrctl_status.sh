@@ -83,9 +83,13 @@ for i in 0 1; do
 	[[ $vstate == active && $verr == 0 && $vbytes -gt 0 && $vbytes -le $bytes ]] ||
 		fail "volume line '$line' against /health bytes $bytes"
 done
-grep -q 'RETENTION CLASSES' status.txt &&
-	[[ $(json health.json '"retention_classes" in j') == False ]] &&
-	fail "a retention section without classes in /health"
+# Retention classes: the ones /retention lists, by name.
+get retention.json "/retention?limit=1"
+for name in $(json retention.json '" ".join(c["name"] for c in j["classes"])'); do
+	expect_grep "^  $name: .*promised_days=" status.txt "class $name not in the table"
+done
+[[ $(json retention.json 'len(j["classes"]) > 0') == False ]] ||
+	expect_grep '^RETENTION CLASSES$' status.txt "no retention section"
 
 # --all: every camera, 1 and 2 streaming with no failure.
 expect_exit 0 all.txt "$BIN/nvrctl" status --url "$URL" --all "${LOGIN[@]}"

@@ -303,11 +303,11 @@ static void st_print_volumes(json_t *h)
 	}
 }
 
-/* Retention classes, when the health answer lists them: every scalar field
- * of each, as key=value. */
-static void st_print_classes(json_t *h)
+/* Retention classes from GET /api/v1/retention (absent when the user's role
+ * may not read it): every scalar field of each, as key=value. */
+static void st_print_classes(json_t *ret)
 {
-	json_t *classes = json_object_get(h, "retention_classes");
+	json_t *classes = json_object_get(ret, "classes");
 	if (!json_is_array(classes) || !json_array_size(classes))
 		return;
 	printf("\nRETENTION CLASSES\n");
@@ -357,7 +357,7 @@ int cmd_status(int argc, char **argv)
 		st_usage(rc == 1 ? stdout : stderr);
 		return rc == 1 ? 0 : 2;
 	}
-	json_t *health = NULL, *cams = NULL;
+	json_t *health = NULL, *cams = NULL, *ret = NULL;
 	CURL *c = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? curl_easy_init() : NULL;
 	rc = 1;
 	if (!c) {
@@ -371,13 +371,15 @@ int cmd_status(int argc, char **argv)
 	st_print_health(health, o.url);
 	st_print_cameras(health, cams, o.all);
 	st_print_volumes(health);
-	st_print_classes(health);
+	if (st_get(c, &o, "/api/v1/retention?limit=1", 0, &ret) == 0)
+		st_print_classes(ret);
 	rc = 0;
 fail:
 	explicit_bzero(o.password, sizeof o.password);
 	explicit_bzero(o.token, sizeof o.token);
 	json_decref(health);
 	json_decref(cams);
+	json_decref(ret);
 	if (c)
 		curl_easy_cleanup(c);
 	curl_global_cleanup();
