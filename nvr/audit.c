@@ -24,8 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "lmdb_env.h"
 #include "log.h"
 
 #define AUD_MAP_SIZE ((size_t)8 << 30)
@@ -127,21 +127,8 @@ int audit_open(const char *dir, struct audit **out)
 	pthread_mutex_init(&a->qlock, NULL);
 	pthread_cond_init(&a->qcond, NULL);
 	pthread_cond_init(&a->qdone, NULL);
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		rc = -errno;
-		nvr_log("error", "audit", "event=mkdir_failed dir=\"%s\" error=\"%s\"", dir, strerror(-rc));
+	if ((rc = nvr_lmdb_open(dir, "audit", 2, AUD_MAP_SIZE, &a->env)))
 		goto fail;
-	}
-	if ((rc = mdb_env_create(&a->env))) {
-		rc = aud_fail("env_create", rc);
-		goto fail;
-	}
-	if ((rc = mdb_env_set_maxdbs(a->env, 2)) || (rc = mdb_env_set_mapsize(a->env, AUD_MAP_SIZE)) ||
-	    (rc = mdb_env_open(a->env, dir, MDB_NOTLS, 0600))) {
-		nvr_log("error", "audit", "event=open_failed dir=\"%s\" error=\"%s\"", dir, mdb_strerror(rc));
-		rc = aud_errno(rc);
-		goto fail;
-	}
 	if ((rc = aud_open_dbs(a)))
 		goto fail;
 	*out = a;

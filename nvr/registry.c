@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "lmdb_env.h"
 #include "log.h"
 #include "registry_internal.h"
 
@@ -91,21 +92,8 @@ int registry_open(const char *dir, struct registry **out)
 	struct registry *r = calloc(1, sizeof *r);
 	if (!r)
 		return -ENOMEM;
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		rc = -errno;
-		nvr_log("error", "registry", "event=mkdir_failed dir=\"%s\" error=\"%s\"", dir, strerror(-rc));
+	if ((rc = nvr_lmdb_open(dir, "registry", 2, REG_MAP_SIZE, &r->env)))
 		goto fail;
-	}
-	if ((rc = mdb_env_create(&r->env))) {
-		rc = mdb_fail("env_create", rc);
-		goto fail;
-	}
-	if ((rc = mdb_env_set_maxdbs(r->env, 2)) || (rc = mdb_env_set_mapsize(r->env, REG_MAP_SIZE)) ||
-	    (rc = mdb_env_open(r->env, dir, MDB_NOTLS, 0600))) {
-		nvr_log("error", "registry", "event=open_failed dir=\"%s\" error=\"%s\"", dir, mdb_strerror(rc));
-		rc = mdb_errno(rc);
-		goto fail;
-	}
 	if ((rc = open_dbs(r)))
 		goto fail;
 	*out = r;

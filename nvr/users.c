@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "lmdb_env.h"
 #include "log.h"
 
 #define USR_MAP_SIZE ((size_t)256 << 20)
@@ -120,21 +121,8 @@ int users_open(const char *dir, struct users **out)
 		return -errno;
 	}
 	pthread_mutex_init(&u->dummy_lock, NULL);
-	if (mkdir(dir, 0700) && errno != EEXIST) {
-		rc = -errno;
-		nvr_log("error", "users", "event=mkdir_failed dir=\"%s\" error=\"%s\"", dir, strerror(-rc));
+	if ((rc = nvr_lmdb_open(dir, "users", 3, USR_MAP_SIZE, &u->env)))
 		goto fail;
-	}
-	if ((rc = mdb_env_create(&u->env))) {
-		rc = usr_fail("env_create", rc);
-		goto fail;
-	}
-	if ((rc = mdb_env_set_maxdbs(u->env, 3)) || (rc = mdb_env_set_mapsize(u->env, USR_MAP_SIZE)) ||
-	    (rc = mdb_env_open(u->env, dir, MDB_NOTLS, 0600))) {
-		nvr_log("error", "users", "event=open_failed dir=\"%s\" error=\"%s\"", dir, mdb_strerror(rc));
-		rc = usr_errno(rc);
-		goto fail;
-	}
 	if ((rc = usr_open_dbs(u)))
 		goto fail;
 	*out = u;
