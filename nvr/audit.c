@@ -62,23 +62,9 @@ struct aud_head {
 	int64_t time_us;
 };
 
-static int aud_errno(int rc)
-{
-	if (rc == 0)
-		return 0;
-	if (rc > 0)
-		return -rc;
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
-	if (rc == MDB_MAP_FULL)
-		return -ENOSPC;
-	return -EIO;
-}
-
 static int aud_fail(const char *op, int rc)
 {
-	nvr_log("error", "audit", "event=lmdb_error op=%s error=\"%s\"", op, mdb_strerror(rc));
-	return aud_errno(rc);
+	return nvr_lmdb_fail("audit", op, rc);
 }
 
 static void aud_put_be64(uint8_t *b, uint64_t v)
@@ -102,18 +88,12 @@ void audit_hex(const uint8_t hash[AUDIT_HASH_BYTES], char *out)
 
 static int aud_open_dbs(struct audit *a)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(a->env, NULL, 0, &txn);
-	if (rc)
-		return aud_fail("txn_begin", rc);
-	if ((rc = mdb_dbi_open(txn, "entries", MDB_CREATE, &a->entries)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &a->meta))) {
-		mdb_txn_abort(txn);
-		return aud_fail("dbi_open", rc);
-	}
-	if ((rc = mdb_txn_commit(txn)))
-		return aud_fail("txn_commit", rc);
-	return 0;
+	static const char *const names[] = { "entries", "meta" };
+	MDB_dbi dbi[2];
+	int rc = nvr_lmdb_open_dbs(a->env, "audit", names, dbi, 2);
+	a->entries = dbi[0];
+	a->meta = dbi[1];
+	return rc;
 }
 
 int audit_open(const char *dir, struct audit **out)

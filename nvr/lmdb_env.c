@@ -37,3 +37,40 @@ int nvr_lmdb_open(const char *dir, const char *comp, unsigned maxdbs, size_t map
 	*out = env;
 	return 0;
 }
+
+int nvr_lmdb_errno(int rc)
+{
+	if (rc >= 0)
+		return -rc;
+	if (rc == MDB_NOTFOUND)
+		return -ENOENT;
+	if (rc == MDB_MAP_FULL)
+		return -ENOSPC;
+	if (rc == MDB_KEYEXIST)
+		return -EEXIST;
+	return -EIO;
+}
+
+int nvr_lmdb_fail(const char *comp, const char *op, int rc)
+{
+	nvr_log("error", comp, "event=lmdb_error op=%s error=\"%s\"", op, mdb_strerror(rc));
+	return nvr_lmdb_errno(rc);
+}
+
+int nvr_lmdb_open_dbs(MDB_env *env, const char *comp, const char *const *names, MDB_dbi *dbis,
+                      int n)
+{
+	MDB_txn *txn;
+	int rc = mdb_txn_begin(env, NULL, 0, &txn);
+	if (rc)
+		return nvr_lmdb_fail(comp, "txn_begin", rc);
+	for (int i = 0; i < n; i++) {
+		if ((rc = mdb_dbi_open(txn, names[i], MDB_CREATE, &dbis[i]))) {
+			mdb_txn_abort(txn);
+			return nvr_lmdb_fail(comp, "dbi_open", rc);
+		}
+	}
+	if ((rc = mdb_txn_commit(txn)))
+		return nvr_lmdb_fail(comp, "txn_commit", rc);
+	return 0;
+}

@@ -17,4 +17,17 @@
 int nvr_lmdb_open(const char *dir, const char *comp, unsigned maxdbs, size_t map_size,
                   MDB_env **out);
 
+/* Opens (creating) the named databases names[0..n) in one transaction,
+ * their handles into dbis[]. 0 or a negative errno (logged). */
+int nvr_lmdb_open_dbs(MDB_env *env, const char *comp, const char *const *names, MDB_dbi *dbis,
+                      int n);
+
+/* An LMDB return code as a negative errno: errno values as they are,
+ * MDB_NOTFOUND -ENOENT, MDB_MAP_FULL -ENOSPC, MDB_KEYEXIST -EEXIST, other
+ * LMDB codes -EIO. */
+int nvr_lmdb_errno(int rc);
+
+/* Logs `op` failing with rc under component `comp`; returns nvr_lmdb_errno(rc). */
+int nvr_lmdb_fail(const char *comp, const char *op, int rc);
+
 #endif

@@ -36,23 +36,9 @@ struct registry {
 };
 
 /* LMDB's result as 0 or a negative errno (its own codes have no errno). */
-static int mdb_errno(int rc)
-{
-	if (rc == 0)
-		return 0;
-	if (rc > 0)
-		return -rc;
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
-	if (rc == MDB_MAP_FULL)
-		return -ENOSPC;
-	return -EIO;
-}
-
 static int mdb_fail(const char *op, int rc)
 {
-	nvr_log("error", "registry", "event=lmdb_error op=%s error=\"%s\"", op, mdb_strerror(rc));
-	return mdb_errno(rc);
+	return nvr_lmdb_fail("registry", op, rc);
 }
 
 static void key_of(uint32_t id, uint32_t *buf, MDB_val *k)
@@ -72,18 +58,12 @@ static uint32_t id_of(const MDB_val *k)
 
 static int open_dbs(struct registry *r)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(r->env, NULL, 0, &txn);
-	if (rc)
-		return mdb_fail("txn_begin", rc);
-	if ((rc = mdb_dbi_open(txn, "cameras", MDB_CREATE, &r->cams)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &r->meta))) {
-		mdb_txn_abort(txn);
-		return mdb_fail("dbi_open", rc);
-	}
-	if ((rc = mdb_txn_commit(txn)))
-		return mdb_fail("txn_commit", rc);
-	return 0;
+	static const char *const names[] = { "cameras", "meta" };
+	MDB_dbi dbi[2];
+	int rc = nvr_lmdb_open_dbs(r->env, "registry", names, dbi, 2);
+	r->cams = dbi[0];
+	r->meta = dbi[1];
+	return rc;
 }
 
 int registry_open(const char *dir, struct registry **out)

@@ -70,42 +70,20 @@ static bool usr_password_ok(const char *p)
 
 /* ---- LMDB plumbing ---------------------------------------------------- */
 
-static int usr_errno(int rc)
-{
-	if (rc == 0)
-		return 0;
-	if (rc > 0)
-		return -rc;
-	if (rc == MDB_NOTFOUND)
-		return -ENOENT;
-	if (rc == MDB_MAP_FULL)
-		return -ENOSPC;
-	if (rc == MDB_KEYEXIST)
-		return -EEXIST;
-	return -EIO;
-}
-
 static int usr_fail(const char *op, int rc)
 {
-	nvr_log("error", "users", "event=lmdb_error op=%s error=\"%s\"", op, mdb_strerror(rc));
-	return usr_errno(rc);
+	return nvr_lmdb_fail("users", op, rc);
 }
 
 static int usr_open_dbs(struct users *u)
 {
-	MDB_txn *txn;
-	int rc = mdb_txn_begin(u->env, NULL, 0, &txn);
-	if (rc)
-		return usr_fail("txn_begin", rc);
-	if ((rc = mdb_dbi_open(txn, "users", MDB_CREATE, &u->users)) ||
-	    (rc = mdb_dbi_open(txn, "tokens", MDB_CREATE, &u->tokens)) ||
-	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &u->meta))) {
-		mdb_txn_abort(txn);
-		return usr_fail("dbi_open", rc);
-	}
-	if ((rc = mdb_txn_commit(txn)))
-		return usr_fail("txn_commit", rc);
-	return 0;
+	static const char *const names[] = { "users", "tokens", "meta" };
+	MDB_dbi dbi[3];
+	int rc = nvr_lmdb_open_dbs(u->env, "users", names, dbi, 3);
+	u->users = dbi[0];
+	u->tokens = dbi[1];
+	u->meta = dbi[2];
+	return rc;
 }
 
 int users_open(const char *dir, struct users **out)
@@ -367,24 +345,24 @@ int users_get(struct users *u, const char *name, struct users_user *out)
 	return rc;
 }
 
-int users_foreach(struct users *u, users_each_fn fn, void *arg)
+/* Calls each(ctx, value) for every record of dbi in key order, in one read
+ * transaction; stops at the first non-zero answer and returns it. */
+static int usr_walk(struct users *u, MDB_dbi dbi, int (*each)(void *ctx, const MDB_val *v),
+                    void *ctx)
 {
 	MDB_txn *txn;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v;
-	struct users_user x;
 	int rc = mdb_txn_begin(u->env, NULL, MDB_RDONLY, &txn);
 	if (rc)
 		return usr_fail("txn_begin", rc);
-	if ((rc = mdb_cursor_open(txn, u->users, &cur))) {
+	if ((rc = mdb_cursor_open(txn, dbi, &cur))) {
 		rc = usr_fail("cursor_open", rc);
 		goto out;
 	}
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		int err = usr_decode(&v, &x, NULL, 0);
-		if (!err)
-			err = fn(arg, &x);
+		int err = each(ctx, &v);
 		if (err) {
 			rc = err;
 			goto out;
@@ -396,6 +374,26 @@ out:
 		mdb_cursor_close(cur);
 	mdb_txn_abort(txn);
 	return rc;
+}
+
+struct usr_each {
+	users_each_fn user_fn;
+	users_token_fn token_fn;
+	void *arg;
+};
+
+static int usr_each_user(void *ctx, const MDB_val *v)
+{
+	struct usr_each *e = ctx;
+	struct users_user x;
+	int err = usr_decode(v, &x, NULL, 0);
+	return err ? err : e->user_fn(e->arg, &x);
+}
+
+int users_foreach(struct users *u, users_each_fn fn, void *arg)
+{
+	struct usr_each e = { .user_fn = fn, .arg = arg };
+	return usr_walk(u, u->users, usr_each_user, &e);
 }
 
 /* ---- password checks -------------------------------------------------- */
@@ -644,35 +642,18 @@ int users_token_get(struct users *u, const char *id, struct users_token *out)
 	return rc;
 }
 
+static int usr_each_token(void *ctx, const MDB_val *v)
+{
+	struct usr_each *e = ctx;
+	struct users_token t;
+	int err = usr_token_decode(v, &t);
+	return err ? err : e->token_fn(e->arg, &t);
+}
+
 int users_token_foreach(struct users *u, users_token_fn fn, void *arg)
 {
-	MDB_txn *txn;
-	MDB_cursor *cur = NULL;
-	MDB_val k, v;
-	struct users_token t;
-	int rc = mdb_txn_begin(u->env, NULL, MDB_RDONLY, &txn);
-	if (rc)
-		return usr_fail("txn_begin", rc);
-	if ((rc = mdb_cursor_open(txn, u->tokens, &cur))) {
-		rc = usr_fail("cursor_open", rc);
-		goto out;
-	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-		int err = usr_token_decode(&v, &t);
-		if (!err)
-			err = fn(arg, &t);
-		if (err) {
-			rc = err;
-			goto out;
-		}
-	}
-	rc = rc == MDB_NOTFOUND ? 0 : usr_fail("cursor_get", rc);
-out:
-	if (cur)
-		mdb_cursor_close(cur);
-	mdb_txn_abort(txn);
-	return rc;
+	struct usr_each e = { .token_fn = fn, .arg = arg };
+	return usr_walk(u, u->tokens, usr_each_token, &e);
 }
 
 /* Deletes the user's tokens inside txn. */
