@@ -149,9 +149,12 @@ static void export_ended(struct export_engine *e, struct export_job *j, int err,
 	        (long long)(elapsed / 1000));
 }
 
+/* A worker runs queued jobs one at a time, with one file writer (its
+ * buffers made at its first job) for all of them. */
 static void *export_worker(void *arg)
 {
 	struct export_engine *e = arg;
+	struct export_file *out = NULL;
 	pthread_mutex_lock(&e->lock);
 	for (;;) {
 		while (!e->stopping && !e->qhead)
@@ -170,11 +173,15 @@ static void *export_worker(void *arg)
 		nvr_log("info", "export", "event=job_started id=%" PRIu64 " cameras=%zu", j->id,
 		        j->ncams);
 		json_t *manifest = NULL;
-		int err = export_run(e, j, &manifest);
+		int err = out ? 0 : export_file_new(&out);
+		if (err)
+			nvr_log("warn", "export", "event=writer_failed error=\"%s\"", strerror(-err));
+		err = export_run(e, j, out, &manifest);
 		export_ended(e, j, err, manifest);
 		pthread_mutex_lock(&e->lock);
 	}
 	pthread_mutex_unlock(&e->lock);
+	export_file_free(out);
 	return NULL;
 }
 

@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 
 #include "export.h"
+#include "export_file.h"
 
 #define EXPORT_MAX_WORKERS 8
 #define EXPORT_MAX_GAPS 1000          /* gaps listed per camera (all counted) */
@@ -89,10 +90,12 @@ int export_charge(struct export_engine *e, struct export_job *j, uint64_t n);
 void export_job_free(struct export_job *j);
 
 /* ---- export_run.c ---- */
-/* Writes the job's files and manifest (*manifest: its content, new
- * reference); 0, -ECANCELED (cancel or stop), or a negative errno with
- * j->error naming the reason. Called without the lock. */
-int export_run(struct export_engine *e, struct export_job *j, json_t **manifest);
+/* Writes the job's files through the worker's writer `out` (NULL: it
+ * could not be made; the job fails) and the manifest (*manifest: its
+ * content, new reference); 0, -ECANCELED (cancel or stop), or a negative
+ * errno with j->error naming the reason. Called without the lock. */
+int export_run(struct export_engine *e, struct export_job *j, struct export_file *out,
+               json_t **manifest);
 /* "2026-01-01T12:00:00.500Z", or null out of range. */
 json_t *export_time(int64_t us);
 /* The manifest's / job.json's request part. NULL on -ENOMEM. */

@@ -1,11 +1,20 @@
 /*
  * export_run.c - running one export job: for each camera, one pass over
  * the recorded frames of [from, to) (stg_iter_*, starting at the key frame
- * at or before `from`) into EXPORTS/<id>/camera-<c>.mp4 through the shared
- * muxer (mux_open_file: regular MP4, moov first), then the file's SHA-256
- * read back from disk after mux_finish, since moving the moov to the front
- * rewrites the file; the file is fsynced on the way. Last, the manifest
- * (export.h) is written atomically.
+ * at or before `from`) through the shared muxer (web/mux.h: fragmented MP4,
+ * one fragment per key frame, written strictly in order) into
+ * EXPORTS/<id>/camera-<c>.mp4 (web/export_file.h: hashed as it is written,
+ * durable before its hash is reported). Last, the manifest (export.h) is
+ * written atomically.
+ *
+ * Why fragmented: a regular MP4's index (moov) is known only at the end,
+ * so libavformat either puts it last and patches the file's head, or moves
+ * it to the front by rewriting the whole file; either way the bytes must
+ * be read back to be hashed. A fragmented MP4 is final byte by byte: one
+ * read of the footage, one write, the hash on the way. Players and
+ * ffprobe read it like any MP4 (the index is per fragment, plus the
+ * random-access table, mfra, at the end), and a file cut short by a crash
+ * still plays up to its last whole fragment.
  *
  * SHA-256 comes from OpenSSL's libcrypto, not libsodium: libcrypto uses the
  * CPU's SHA instructions (measured here: 1.4 GB/s against libsodium's
@@ -22,20 +31,17 @@
  * frame interval before it) to the next frame.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "export_file.h"
 #include "export_int.h"
 #include "log.h"
 #include "mux.h"
 #include "query.h"
 
-#define EXPORT_HASH_BUF (1u << 20)
 #define EXPORT_DEFAULT_FRAME_US 40000   /* a lone frame's duration: 25 fps */
 
 json_t *export_time(int64_t us)
@@ -156,55 +162,9 @@ static int export_frames(struct export_engine *e, struct export_job *j, uint32_t
 	return 0;
 }
 
-static void export_hex(const unsigned char *b, unsigned n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (unsigned i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-/* SHA-256 and size of the finished file, read back; the file is fsynced. */
-static int export_hash(const char *path, struct export_result *r)
-{
-	unsigned char sum[EVP_MAX_MD_SIZE];
-	unsigned len = 0;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	uint8_t *buf = malloc(EXPORT_HASH_BUF);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int err = !buf || !md ? -ENOMEM : fd < 0 ? -errno : 0;
-	if (!err && EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		err = -EIO;
-	if (err)
-		goto fail;
-	(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);   /* a hint: failure is harmless */
-	r->bytes = 0;
-	ssize_t got;
-	while ((got = read(fd, buf, EXPORT_HASH_BUF)) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		err = got < 0 ? -errno : EVP_DigestUpdate(md, buf, (size_t)got) != 1 ? -EIO : 0;
-		if (err)
-			goto fail;
-		r->bytes += (uint64_t)got;
-	}
-	err = EVP_DigestFinal_ex(md, sum, &len) != 1 || len != 32 ? -EIO : 0;
-	if (!err) {
-		export_hex(sum, len, r->sha256);
-		err = fsync(fd) ? -errno : 0;
-	}
-fail:
-	if (fd >= 0)
-		close(fd);
-	EVP_MD_CTX_free(md);
-	free(buf);
-	return err;
-}
-
 /* Writes camera i's file (none without footage) and fills res[i]. */
-static int export_camera(struct export_engine *e, struct export_job *j, size_t i)
+static int export_camera(struct export_engine *e, struct export_job *j, size_t i,
+                         struct export_file *out)
 {
 	uint32_t cam = j->cams[i].id;
 	struct export_result *r = &j->res[i];
@@ -225,16 +185,21 @@ static int export_camera(struct export_engine *e, struct export_job *j, size_t i
 		err = found < 0 ? export_fail(j, cam, "storage", found) : 0;
 		goto out;
 	}
-	err = mux_open_file(&m, path, &f);
+	err = export_file_open(out, path);
+	if (err) {
+		export_fail(j, cam, "io", err);
+		goto out;
+	}
+	r->has_file = true;
+	err = mux_open_stream(&m, "mp4", &f, export_file_write, out);
 	if (err) {
 		export_fail(j, cam, "mux", err);
 		goto out;
 	}
-	r->has_file = true;
 	err = export_frames(e, j, cam, it, m, &f);
 	if (!err && (err = mux_finish(m)))
 		export_fail(j, cam, "mux", err);
-	if (!err && (err = export_hash(path, r)))
+	if (!err && (err = export_file_finish(out, r->sha256, &r->bytes)))
 		export_fail(j, cam, "io", err);
 	if (!err) {
 		atomic_fetch_add(&j->bytes, r->bytes);
@@ -243,6 +208,7 @@ static int export_camera(struct export_engine *e, struct export_job *j, size_t i
 	}
 out:
 	mux_free(m);
+	export_file_close(out);
 	stg_iter_close(it);
 	return err;
 }
@@ -292,12 +258,14 @@ static json_t *export_manifest(struct export_engine *e, struct export_job *j)
 	return m;
 }
 
-int export_run(struct export_engine *e, struct export_job *j, json_t **manifest)
+int export_run(struct export_engine *e, struct export_job *j, struct export_file *out,
+               json_t **manifest)
 {
 	char dir[PATH_MAX];
-	int err = export_path(e, j->id, NULL, dir, sizeof dir);
+	int err = out ? export_path(e, j->id, NULL, dir, sizeof dir)
+	              : export_fail(j, 0, "memory", -ENOMEM);
 	for (size_t i = 0; !err && i < j->ncams; i++)
-		err = export_camera(e, j, i);
+		err = export_camera(e, j, i, out);
 	if (err)
 		return err;
 	if (export_stopped(e, j))

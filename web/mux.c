@@ -1,6 +1,6 @@
 /*
  * mux.c - recorded frames into libavformat's muxers (mux.h): fragmented
- * MP4 and MPEG-TS streamed through a callback, or a faststart MP4 file.
+ * MP4 and MPEG-TS streamed through a callback.
  *
  * Codec parameters come from the first key frame, which carries its
  * parameter sets in Annex B form (see nvr/depack.h): the extract_extradata
@@ -36,7 +36,6 @@ struct mux {
 	enum stg_codec codec;
 	mux_write_fn write_fn;
 	void *opaque;
-	bool custom_io;                  /* fmt->pb is ours (stream), not a file */
 	bool has_origin;
 	int64_t origin_us;
 	int64_t last_pts;                /* microseconds, -1 before the first */
@@ -151,13 +150,12 @@ fail:
 }
 
 /* The output context and its one video stream, codec parameters filled. */
-static int mux_context(struct mux *m, const char *format, const char *path,
-                       const struct stg_read_frame *first)
+static int mux_context(struct mux *m, const char *format, const struct stg_read_frame *first)
 {
 	const AVOutputFormat *ofmt = av_guess_format(format, NULL, NULL);
 	if (!ofmt)
 		return -EINVAL;
-	int err = avformat_alloc_output_context2(&m->fmt, ofmt, NULL, path);
+	int err = avformat_alloc_output_context2(&m->fmt, ofmt, NULL, NULL);
 	if (err < 0)
 		return mux_errno(err, "alloc");
 	m->fmt->flags |= AVFMT_FLAG_BITEXACT;
@@ -209,7 +207,7 @@ int mux_open_stream_opts(struct mux **out, const char *format,
 		m->has_origin = true;
 		m->origin_us = opt->origin_us;
 	}
-	err = mux_context(m, format, NULL, first);
+	err = mux_context(m, format, first);
 	if (err)
 		goto fail;
 	err = -ENOMEM;
@@ -220,7 +218,6 @@ int mux_open_stream_opts(struct mux **out, const char *format,
 	if (!m->fmt->pb)
 		goto fail;
 	iobuf = NULL;
-	m->custom_io = true;
 	m->fmt->pb->seekable = 0;
 	int averr = mp4 ? av_dict_set(&opts, "movflags",
 	                              "frag_keyframe+empty_moov+default_base_moof", 0)
@@ -244,34 +241,6 @@ int mux_open_stream(struct mux **out, const char *format, const struct stg_read_
                     mux_write_fn write_fn, void *opaque)
 {
 	return mux_open_stream_opts(out, format, first, write_fn, opaque, NULL);
-}
-
-int mux_open_file(struct mux **out, const char *path, const struct stg_read_frame *first)
-{
-	AVDictionary *opts = NULL;
-	struct mux *m = NULL;
-	int err = path ? mux_new(&m, first) : -EINVAL;
-	if (err)
-		goto fail;
-	err = mux_context(m, "mp4", path, first);
-	if (err)
-		goto fail;
-	err = mux_errno(avio_open(&m->fmt->pb, path, AVIO_FLAG_WRITE), "open_file");
-	if (err)
-		goto fail;
-	int averr = av_dict_set(&opts, "movflags", "faststart", 0);
-	if (averr >= 0)
-		averr = avformat_write_header(m->fmt, &opts);
-	err = mux_errno(averr, "header");
-	if (err)
-		goto fail;
-	av_dict_free(&opts);
-	*out = m;
-	return 0;
-fail:
-	av_dict_free(&opts);
-	mux_free(m);
-	return err;
 }
 
 /* The output's error (a failed write_fn), or the muxer's own. */
@@ -346,11 +315,9 @@ void mux_free(struct mux *m)
 	if (!m)
 		return;
 	if (m->fmt) {
-		if (m->custom_io && m->fmt->pb) {
+		if (m->fmt->pb) {
 			av_freep(&m->fmt->pb->buffer);
 			avio_context_free(&m->fmt->pb);
-		} else if (m->fmt->pb) {
-			avio_closep(&m->fmt->pb);
 		}
 		avformat_free_context(m->fmt);
 	}

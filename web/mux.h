@@ -55,11 +55,6 @@ int mux_open_stream_opts(struct mux **out, const char *format,
                          const struct stg_read_frame *first, mux_write_fn write_fn,
                          void *opaque, const struct mux_options *opt);
 
-/* Writes a regular (non-fragmented, moov first: faststart) MP4 file at
- * `path` (created or truncated). The moov is moved to the front by
- * mux_finish(), which reads the file back. */
-int mux_open_file(struct mux **out, const char *path, const struct stg_read_frame *first);
-
 /* Adds one frame (times are wall-clock microseconds; the muxer rebases
  * them). A frame of another codec than `first` is refused with -EINVAL,
  * as is a frame before the first key frame. 0 or negative errno. */

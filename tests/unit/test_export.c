@@ -285,7 +285,7 @@ static void check_camera(struct fx *x, uint64_t id, json_t *mc, uint32_t cam, ui
 	cr_assert_eq(p.height, 240);
 	cr_assert_eq(p.packets, frames, "camera %u: %llu packets", cam,
 	             (unsigned long long)p.packets);
-	cr_assert(p.moov_at >= 0 && p.mdat_at > p.moov_at, "moov first (faststart)");
+	cr_assert(p.moov_at >= 0 && p.mdat_at > p.moov_at, "the moov before the media");
 	double want = (double)(end_us - first_us) / SEC;
 	cr_assert(p.duration_s > want - 0.1 && p.duration_s < want + 0.1,
 	          "camera %u: duration %.3f s, expected %.3f", cam, p.duration_s, want);

@@ -1,8 +1,9 @@
 /*
  * test_mux.c - the muxer of recorded frames (web/mux.c) with the
  * simulator's fixture files (H.264 and H.265, 640x360, 25 fps, Annex B as
- * the recorder stores them): a faststart MP4 file holds every frame with
- * the right codec and size and its moov before its mdat; streamed output
+ * the recorder stores them): an export's file (fragmented MP4 through
+ * web/export_file.c) holds every frame with the right codec and size, and
+ * its hash and length are those of the bytes on disk; streamed output
  * (fragmented MP4, MPEG-TS) is the same bytes at every run, which is what
  * sizes answers in advance; an origin sets the MPEG-TS times; frames the
  * muxer cannot take are refused, and a failing writer's error comes back.
@@ -10,7 +11,9 @@
  */
 #include <errno.h>
 #include <libavformat/avformat.h>
+#include <openssl/evp.h>
 
+#include "export_file.h"
 #include "mux.h"
 #include "testutil.h"
 
@@ -116,48 +119,156 @@ static void probe(const char *path, enum AVCodecID codec, size_t frames, int64_t
 	avformat_close_input(&in);
 }
 
+/* SHA-256 of a file as 64 hex digits, read independently of export_file. */
+static void file_sha256(const char *path, char hex[65], uint64_t *size)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert(f, "open %s", path);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	cr_assert(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1);
+	uint8_t buf[65536];
+	size_t n;
+	*size = 0;
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+		cr_assert_eq(EVP_DigestUpdate(md, buf, n), 1);
+		*size += n;
+	}
+	fclose(f);
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	cr_assert(EVP_DigestFinal_ex(md, sum, &len) == 1 && len == 32);
+	EVP_MD_CTX_free(md);
+	for (unsigned i = 0; i < len; i++)
+		sprintf(hex + 2 * i, "%02x", sum[i]);
+}
+
+/* The top-level boxes of an MP4 file, as "ftyp moov moof mdat ...". */
+static void file_boxes(const char *path, char *out, size_t cap)
+{
+	FILE *f = fopen(path, "rb");
+	cr_assert(f);
+	uint8_t head[8];
+	long off = 0;
+	out[0] = '\0';
+	while (fseek(f, off, SEEK_SET) == 0 && fread(head, 1, 8, f) == 8) {
+		uint32_t len = (uint32_t)head[0] << 24 | head[1] << 16 | head[2] << 8 | head[3];
+		cr_assert(len >= 8, "box of %u bytes at %ld", len, off);
+		size_t at = strlen(out);
+		snprintf(out + at, cap - at, "%s%.4s", at ? " " : "", (const char *)head + 4);
+		off += len;
+	}
+	fclose(f);
+}
+
+/* An export's file: the fragmented MP4 stream written through export_file
+ * holds every frame, is read back by libavformat, and its SHA-256 and
+ * length are those of the bytes on disk. */
 static void file_roundtrip(const char *fixture, enum stg_codec codec, enum AVCodecID id)
 {
 	struct clip c;
 	clip_load(&c, fixture, codec);
 	char *dir = tu_tmpdir(), path[600];
 	snprintf(path, sizeof path, "%s/clip.mp4", dir);
+	struct export_file *out;
 	struct mux *m;
-	cr_assert_eq(mux_open_file(&m, path, &c.f[0]), 0);
+	cr_assert_eq(export_file_new(&out), 0);
+	cr_assert_eq(export_file_open(out, path), 0);
+	cr_assert_eq(mux_open_stream(&m, "mp4", &c.f[0], export_file_write, out), 0);
 	for (size_t i = 0; i < c.n; i++)
 		cr_assert_eq(mux_frame(m, &c.f[i]), 0);
 	cr_assert_eq(mux_finish(m), 0);
 	cr_assert_eq(mux_frames(m), c.n);
 	mux_free(m);
+	char sha[65], want[65], boxes[4096];
+	uint64_t bytes = 0, size = 0;
+	cr_assert_eq(export_file_finish(out, sha, &bytes), 0);
+	export_file_free(out);
+	file_sha256(path, want, &size);
+	cr_assert_eq(bytes, size, "finish says %llu bytes, the file has %llu",
+	             (unsigned long long)bytes, (unsigned long long)size);
+	cr_assert_str_eq(sha, want);
 	probe(path, id, c.n, NULL);
-	/* faststart: the moov box comes before the mdat box */
-	FILE *f = fopen(path, "rb");
-	uint8_t head[8];
-	long moov = -1, mdat = -1, off = 0;
-	while (fseek(f, off, SEEK_SET) == 0 && fread(head, 1, 8, f) == 8) {
-		uint32_t len = (uint32_t)head[0] << 24 | head[1] << 16 | head[2] << 8 | head[3];
-		if (!memcmp(head + 4, "moov", 4))
-			moov = off;
-		if (!memcmp(head + 4, "mdat", 4))
-			mdat = off;
-		cr_assert(len >= 8, "box of %u bytes", len);
-		off += len;
-	}
-	fclose(f);
-	cr_assert(moov >= 0 && mdat > moov, "moov at %ld, mdat at %ld", moov, mdat);
+	/* one fragment per key frame (a 50-frame GOP), the random-access table last */
+	file_boxes(path, boxes, sizeof boxes);
+	cr_assert(!strncmp(boxes, "ftyp moov moof mdat moof mdat", 29), "boxes: %s", boxes);
+	cr_assert(strlen(boxes) > 5 && !strcmp(boxes + strlen(boxes) - 4, "mfra"), "boxes: %s", boxes);
 	tu_rmrf(dir);
 	free(dir);
 	clip_free(&c);
 }
 
-Test(mux, file_h264_faststart_every_frame)
+Test(mux, export_file_h264_every_frame_hashed)
 {
 	file_roundtrip("h264-10-1000-25-640x360.264", STG_CODEC_H264, AV_CODEC_ID_H264);
 }
 
-Test(mux, file_h265_faststart_every_frame)
+Test(mux, export_file_h265_every_frame_hashed)
 {
 	file_roundtrip("h265-10-1000-25-640x360.265", STG_CODEC_H265, AV_CODEC_ID_HEVC);
+}
+
+/* Bytes across several of the writer's blocks, in odd pieces: the file
+ * holds them in order, its length is not a multiple of the alignment, and
+ * the hash is theirs; a disk that is full reports -ENOSPC at the latest on
+ * finish. */
+Test(mux, export_file_blocks_and_full_disk)
+{
+	size_t total = (9u << 20) + 12345;
+	uint8_t *src = malloc(total);
+	cr_assert(src);
+	for (size_t i = 0; i < total; i++)
+		src[i] = (uint8_t)(i * 2654435761u >> 13);
+	char *dir = tu_tmpdir(), path[600];
+	snprintf(path, sizeof path, "%s/bytes.bin", dir);
+	struct export_file *out;
+	cr_assert_eq(export_file_new(&out), 0);
+	cr_assert_eq(export_file_write(out, src, 1), -EBADF);
+	cr_assert_eq(export_file_open(out, path), 0);
+	for (size_t at = 0, piece = 1; at < total; piece = piece * 7 % 100003 + 1) {
+		size_t n = piece < total - at ? piece : total - at;
+		cr_assert_eq(export_file_write(out, src + at, (int)n), (int)n);
+		at += n;
+	}
+	char sha[65], want[65];
+	uint64_t bytes = 0, size = 0;
+	cr_assert_eq(export_file_finish(out, sha, &bytes), 0);
+	file_sha256(path, want, &size);
+	cr_assert_eq(bytes, total);
+	cr_assert_eq(size, total);
+	cr_assert_str_eq(sha, want);
+	export_file_close(out);
+	FILE *f = fopen(path, "rb");
+	uint8_t *back = malloc(total);
+	cr_assert(f && back && fread(back, 1, total, f) == total);
+	fclose(f);
+	cr_assert(memcmp(back, src, total) == 0, "the file's bytes differ from what was written");
+	free(back);
+	cr_assert_eq(export_file_open(out, dir), -EISDIR);
+	snprintf(path, sizeof path, "%s/no/such/dir", dir);
+	cr_assert_eq(export_file_open(out, path), -ENOENT);
+	if (access("/dev/full", W_OK) == 0) {
+		cr_assert_eq(export_file_open(out, "/dev/full"), 0);
+		int err = 0;
+		for (size_t at = 0; at < total && !err; at += 1u << 20) {
+			int r = export_file_write(out, src + at, 1 << 20);
+			err = r < 0 ? r : 0;
+		}
+		if (!err)
+			err = export_file_finish(out, sha, &bytes);
+		cr_assert_eq(err, -ENOSPC, "a full disk gave %d", err);
+	}
+	/* the same writer goes on with the next file after a failed one */
+	snprintf(path, sizeof path, "%s/again.bin", dir);
+	cr_assert_eq(export_file_open(out, path), 0);
+	cr_assert_eq(export_file_write(out, src, 100000), 100000);
+	cr_assert_eq(export_file_finish(out, sha, &bytes), 0);
+	file_sha256(path, want, &size);
+	cr_assert(bytes == 100000 && size == 100000);
+	cr_assert_str_eq(sha, want);
+	export_file_free(out);
+	free(src);
+	tu_rmrf(dir);
+	free(dir);
 }
 
 Test(mux, streams_are_deterministic_and_readable)

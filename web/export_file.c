@@ -1,0 +1,278 @@
+/*
+ * export_file.c - an exported MP4 written once, front to back, and hashed
+ * on the way (export_file.h).
+ *
+ * Why: an evidence file's SHA-256 must be of the bytes on disk, and the
+ * export should cost about one read of the footage, not three (write,
+ * rewrite to move the index to the front, read back to hash). The muxer
+ * writes a fragmented MP4 strictly in order (web/mux.h), so every byte is
+ * final when it arrives: it is hashed then, and the file never has to be
+ * read again.
+ *
+ * How: bytes collect in one of two aligned blocks of EXPORT_FILE_BLOCK;
+ * a full block goes to the disk through io_uring while the other block
+ * fills, so the disk write overlaps the reading, muxing and hashing of the
+ * next block. The file is opened with O_DIRECT where the file system
+ * allows it (the footage passes once, the page cache has no use for it);
+ * the last block is padded to the alignment and the file truncated back to
+ * its length. export_file_finish() makes the file durable (fdatasync)
+ * before it reports the hash: a manifest never names a file that a power
+ * cut could take back.
+ *
+ * The blocks and the ring are made once per export worker and serve file
+ * after file: fresh memory would cost a page fault per 4 KiB of every
+ * file, which on a virtual machine costs more than copying the bytes.
+ *
+ * Errors are negative errno values; a short write is retried from where it
+ * stopped, so a full disk reports -ENOSPC. One export_file belongs to one
+ * thread.
+ */
+#include "export_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define EXPORT_FILE_BLOCK (4u << 20)
+#define EXPORT_FILE_ALIGN 4096u
+
+struct export_file {
+	int fd;
+	bool direct;                  /* opened with O_DIRECT */
+	struct io_uring ring;
+	bool ring_ready;
+	uint8_t *block[2];
+	size_t fill;                  /* bytes in block[cur] */
+	int cur;
+	bool busy[2];                 /* block i's write is in flight */
+	size_t busy_len[2];
+	uint64_t busy_off[2];
+	uint64_t written;             /* bytes handed to the disk so far */
+	EVP_MD_CTX *md;
+	int error;                    /* first write error, sticky */
+};
+
+int export_file_new(struct export_file **out)
+{
+	*out = NULL;
+	struct export_file *f = calloc(1, sizeof *f);
+	if (!f)
+		return -ENOMEM;
+	f->fd = -1;
+	int err = 0;
+	for (int i = 0; !err && i < 2; i++) {
+		/* page aligned, and its pages faulted in now, once */
+		void *p = mmap(NULL, EXPORT_FILE_BLOCK, PROT_READ | PROT_WRITE,
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		err = p == MAP_FAILED ? -errno : 0;
+		f->block[i] = err ? NULL : p;
+	}
+	if (!err) {
+		err = io_uring_queue_init(4, &f->ring, 0);
+		f->ring_ready = err == 0;
+	}
+	f->md = err ? NULL : EVP_MD_CTX_new();
+	if (!err && !f->md)
+		err = -ENOMEM;
+	if (err) {
+		export_file_free(f);
+		return err;
+	}
+	*out = f;
+	return 0;
+}
+
+int export_file_open(struct export_file *f, const char *path)
+{
+	export_file_close(f);
+	f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_DIRECT, 0640);
+	f->direct = f->fd >= 0;
+	if (f->fd < 0 && errno == EINVAL)     /* a file system without O_DIRECT */
+		f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+	if (f->fd < 0)
+		return -errno;
+	f->fill = 0;
+	f->cur = 0;
+	f->written = 0;
+	f->error = 0;
+	if (EVP_DigestInit_ex(f->md, EVP_sha256(), NULL) != 1) {
+		export_file_close(f);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Writes what a short write left, synchronously; 0 or a negative errno. */
+static int export_file_rest(struct export_file *f, const uint8_t *buf, size_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t n = pwrite(f->fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -ENOSPC;
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Waits for block i's write; 0 or a negative errno. */
+static int export_file_wait(struct export_file *f, int i)
+{
+	while (f->busy[i]) {
+		struct io_uring_cqe *cqe;
+		int err = io_uring_wait_cqe(&f->ring, &cqe);
+		if (err == -EINTR)
+			continue;
+		if (err)
+			return err;
+		int b = (int)io_uring_cqe_get_data64(cqe);
+		int res = cqe->res;
+		io_uring_cqe_seen(&f->ring, cqe);
+		f->busy[b] = false;
+		if (res < 0)
+			err = res;
+		else if ((size_t)res < f->busy_len[b])
+			err = export_file_rest(f, f->block[b] + res, f->busy_len[b] - (size_t)res,
+			                       f->busy_off[b] + (uint64_t)res);
+		if (err && !f->error)
+			f->error = err;
+	}
+	return f->error;
+}
+
+/* Sends block i's first len bytes to the disk at f->written. */
+static int export_file_submit(struct export_file *f, int i, size_t len)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&f->ring);
+	if (!sqe)
+		return -EBUSY;              /* at most two writes are ever in flight */
+	io_uring_prep_write(sqe, f->fd, f->block[i], (unsigned)len, f->written);
+	io_uring_sqe_set_data64(sqe, (uint64_t)i);
+	f->busy[i] = true;
+	f->busy_len[i] = len;
+	f->busy_off[i] = f->written;
+	f->written += len;
+	int n = io_uring_submit(&f->ring);
+	return n == 1 ? 0 : n < 0 ? n : -EIO;
+}
+
+/* Sends the current block and switches to the other one. */
+static int export_file_flip(struct export_file *f)
+{
+	int err = export_file_submit(f, f->cur, f->fill);
+	f->cur ^= 1;
+	f->fill = 0;
+	return err ? err : export_file_wait(f, f->cur);
+}
+
+int export_file_write(void *opaque, const uint8_t *buf, int size)
+{
+	struct export_file *f = opaque;
+	if (f->fd < 0)
+		return -EBADF;
+	if (f->error)
+		return f->error;
+	if (size <= 0)
+		return 0;
+	if (EVP_DigestUpdate(f->md, buf, (size_t)size) != 1)
+		return f->error = -EIO;
+	size_t left = (size_t)size;
+	while (left) {
+		size_t n = EXPORT_FILE_BLOCK - f->fill;
+		if (n > left)
+			n = left;
+		memcpy(f->block[f->cur] + f->fill, buf, n);
+		f->fill += n;
+		buf += n;
+		left -= n;
+		int err = f->fill == EXPORT_FILE_BLOCK ? export_file_flip(f) : 0;
+		if (err)
+			return f->error = err;
+	}
+	return size;
+}
+
+static void export_file_hex(const unsigned char *b, unsigned n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (unsigned i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* The last block, padded to the alignment under O_DIRECT, then the file cut
+ * back to its length; everything written waited for. */
+static int export_file_tail(struct export_file *f, uint64_t *bytes)
+{
+	uint64_t length = f->written + f->fill;
+	size_t len = f->fill;
+	if (f->direct && len % EXPORT_FILE_ALIGN) {
+		size_t padded = (len + EXPORT_FILE_ALIGN - 1) / EXPORT_FILE_ALIGN * EXPORT_FILE_ALIGN;
+		memset(f->block[f->cur] + len, 0, padded - len);
+		len = padded;
+	}
+	int err = len ? export_file_submit(f, f->cur, len) : 0;
+	int werr = export_file_wait(f, 0);
+	if (!werr)
+		werr = export_file_wait(f, 1);
+	err = err ? err : werr;
+	if (!err && f->written != length && ftruncate(f->fd, (off_t)length))
+		err = -errno;
+	*bytes = length;
+	return err;
+}
+
+int export_file_finish(struct export_file *f, char sha256_hex[65], uint64_t *bytes)
+{
+	if (f->fd < 0)
+		return -EBADF;
+	if (f->error)
+		return f->error;
+	int err = export_file_tail(f, bytes);
+	if (!err && fdatasync(f->fd))
+		err = -errno;
+	unsigned char sum[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	if (!err && (EVP_DigestFinal_ex(f->md, sum, &len) != 1 || len != 32))
+		err = -EIO;
+	if (err)
+		return f->error = err;
+	export_file_hex(sum, len, sha256_hex);
+	return 0;
+}
+
+void export_file_close(struct export_file *f)
+{
+	if (!f || f->fd < 0)
+		return;
+	if (f->ring_ready) {
+		(void)export_file_wait(f, 0);   /* the blocks must outlive their writes */
+		(void)export_file_wait(f, 1);
+	}
+	close(f->fd);
+	f->fd = -1;
+}
+
+void export_file_free(struct export_file *f)
+{
+	if (!f)
+		return;
+	export_file_close(f);
+	if (f->ring_ready)
+		io_uring_queue_exit(&f->ring);
+	EVP_MD_CTX_free(f->md);
+	for (int i = 0; i < 2; i++)
+		if (f->block[i])
+			munmap(f->block[i], EXPORT_FILE_BLOCK);
+	free(f);
+}
