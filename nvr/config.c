@@ -156,6 +156,9 @@ const struct config_option config_options[] = {
 	     "before it starts; 0 for no limit"),
 	UINT("exports", "workers", export_workers, "1", 1, 8, "export-workers", CONFIG_RESTART,
 	     "export jobs run at once"),
+	UINT("exports", "threads", export_threads, "2", 1, 8, "export-threads", CONFIG_RESTART,
+	     "threads writing export files (at least `workers`): an idle one writes the next "
+	     "camera of a running job, so one job's cameras are written side by side"),
 
 	INT64("demo", "simulate", simulate, "-1", -1, 100000, "simulate", CONFIG_RESTART,
 	      "cameras of the built-in simulator; 0 none; -1: 16 when the registry is empty"),

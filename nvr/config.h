@@ -126,6 +126,7 @@ struct nvr_config {
 	char *exports_dir;
 	uint64_t exports_quota;
 	uint64_t export_workers;
+	uint64_t export_threads;
 	/* [demo] */
 	int64_t simulate;          /* -1: automatic */
 	uint64_t sim_port;

@@ -355,7 +355,8 @@ static void open_exports(struct daemon *d)
 	snprintf(dir, sizeof dir, "%s/exports", d->dir.path);
 	struct export_config ec = { .dir = d->cfg.exports_dir[0] ? d->cfg.exports_dir : dir,
 	                            .quota_bytes = d->cfg.exports_quota,
-	                            .workers = (unsigned)d->cfg.export_workers };
+	                            .workers = (unsigned)d->cfg.export_workers,
+	                            .threads = (unsigned)d->cfg.export_threads };
 	if (export_open(&ec, d->stg, &d->exports))
 		nvr_log("error", "nvrd", "event=exports_disabled reason=open_failed");
 }

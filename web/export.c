@@ -71,9 +71,9 @@ int export_charge(struct export_engine *e, struct export_job *j, uint64_t n)
 {
 	uint64_t charged = atomic_fetch_add(&j->charged, n) + n;
 	int err = 0;
-	/* a running job's reservation changes only here, on its own worker:
-	 * reading it without the lock is safe, and frames within it are free */
-	if (charged <= j->reserved)
+	/* frames within the reservation are free: allowance is its copy,
+	 * readable without the lock, updated with it */
+	if (charged <= atomic_load(&j->allowance))
 		return 0;
 	pthread_mutex_lock(&e->lock);
 	if (charged > j->reserved) {
@@ -83,6 +83,7 @@ int export_charge(struct export_engine *e, struct export_job *j, uint64_t n)
 		else {
 			j->reserved += more;
 			e->reserved += more;
+			atomic_store(&j->allowance, j->reserved);
 		}
 	}
 	pthread_mutex_unlock(&e->lock);
@@ -149,36 +150,87 @@ static void export_ended(struct export_engine *e, struct export_job *j, int err,
 	        (long long)(elapsed / 1000));
 }
 
-/* A worker runs queued jobs one at a time, with one file writer (its
- * buffers made at its first job) for all of them. */
-static void *export_worker(void *arg)
+/* A running job with cameras nobody has claimed, or NULL. Lock held. */
+static struct export_job *export_helpable(struct export_engine *e)
 {
-	struct export_engine *e = arg;
+	for (struct export_job *j = e->jobs; j; j = j->next)
+		if (j->state == EXPORT_RUNNING && atomic_load(&j->next_cam) < j->ncams &&
+		    !atomic_load(&j->failed))
+			return j;
+	return NULL;
+}
+
+/* This thread's file writer, made at its first camera; NULL (logged) if
+ * it cannot be made. */
+static struct export_file *export_writer(struct export_file **out)
+{
+	int err = *out ? 0 : export_file_new(out);
+	if (err)
+		nvr_log("warn", "export", "event=writer_failed error=\"%s\"", strerror(-err));
+	return *out;
+}
+
+/* Runs the queued job at the head of the queue. Lock held; dropped while
+ * the job runs. */
+static void export_own(struct export_engine *e, struct export_file **out)
+{
+	struct export_job *j = e->qhead;
+	e->qhead = j->qnext;
+	if (!e->qhead)
+		e->qtail = NULL;
+	e->waiting--;
+	j->state = EXPORT_RUNNING;
+	j->started_us = nvr_now_us();
+	j->started_mono = nvr_mono_us();
+	atomic_store(&j->allowance, j->reserved);
+	pthread_cond_broadcast(&e->wake);   /* idle threads may help */
+	pthread_mutex_unlock(&e->lock);
+	nvr_log("info", "export", "event=job_started id=%" PRIu64 " cameras=%zu", j->id, j->ncams);
+	json_t *manifest = NULL;
+	int err = export_run(e, j, export_writer(out), &manifest);
+	export_ended(e, j, err, manifest);
+	pthread_mutex_lock(&e->lock);
+}
+
+/* Writes cameras of a running job beside its worker. Lock held; dropped
+ * while writing. */
+static void export_help(struct export_engine *e, struct export_job *j, struct export_file **out)
+{
+	j->helpers++;
+	pthread_mutex_unlock(&e->lock);
+	struct export_file *w = export_writer(out);
+	if (w)
+		(void)export_cameras(e, j, w);   /* a failure is the job's: j->failed */
+	pthread_mutex_lock(&e->lock);
+	if (!--j->helpers)
+		pthread_cond_broadcast(&e->wake);   /* the job's worker waits for this */
+}
+
+struct export_thread {
+	struct export_engine *e;
+	bool takes_jobs;              /* one of the first cfg.workers */
+};
+
+/* A thread takes queued jobs in order (when it is one of the first
+ * cfg.workers) and otherwise helps a running job with its next camera,
+ * with one file writer for all of them. */
+static void *export_thread_main(void *arg)
+{
+	struct export_thread t = *(struct export_thread *)arg;
+	struct export_engine *e = t.e;
 	struct export_file *out = NULL;
+	free(arg);
 	pthread_mutex_lock(&e->lock);
 	for (;;) {
-		while (!e->stopping && !e->qhead)
+		struct export_job *h = NULL;
+		while (!e->stopping && !(t.takes_jobs && e->qhead) && !(h = export_helpable(e)))
 			pthread_cond_wait(&e->wake, &e->lock);
 		if (e->stopping)
 			break;
-		struct export_job *j = e->qhead;
-		e->qhead = j->qnext;
-		if (!e->qhead)
-			e->qtail = NULL;
-		e->waiting--;
-		j->state = EXPORT_RUNNING;
-		j->started_us = nvr_now_us();
-		j->started_mono = nvr_mono_us();
-		pthread_mutex_unlock(&e->lock);
-		nvr_log("info", "export", "event=job_started id=%" PRIu64 " cameras=%zu", j->id,
-		        j->ncams);
-		json_t *manifest = NULL;
-		int err = out ? 0 : export_file_new(&out);
-		if (err)
-			nvr_log("warn", "export", "event=writer_failed error=\"%s\"", strerror(-err));
-		err = export_run(e, j, out, &manifest);
-		export_ended(e, j, err, manifest);
-		pthread_mutex_lock(&e->lock);
+		if (t.takes_jobs && e->qhead)
+			export_own(e, &out);
+		else
+			export_help(e, h, &out);
 	}
 	pthread_mutex_unlock(&e->lock);
 	export_file_free(out);
@@ -336,7 +388,7 @@ int export_release(struct export_engine *e, uint64_t id, uint64_t audit_id)
 		else
 			e->qhead = j;
 		e->qtail = j;
-		pthread_cond_signal(&e->wake);
+		pthread_cond_broadcast(&e->wake);   /* a helper-only thread may be the one woken */
 	}
 	pthread_mutex_unlock(&e->lock);
 	return err;
@@ -413,18 +465,24 @@ int export_delete(struct export_engine *e, uint64_t id, const char **was)
 
 /* ---- status ---------------------------------------------------------------- */
 
-/* Share of the window covered so far, cameras taken one after another. */
+/* Share of the job done: finished cameras, plus the share of the window
+ * covered by each camera being written. */
 static double export_progress(struct export_job *j)
 {
 	if (j->state == EXPORT_DONE)
 		return 1.0;
 	if (j->state != EXPORT_RUNNING || !j->ncams)
 		return 0.0;
-	unsigned ci = atomic_load(&j->cam_index);
-	int64_t at = atomic_load(&j->at_us);
-	double part = at > j->from_us ? (double)(at - j->from_us) / (double)(j->to_us - j->from_us) : 0;
-	part = part > 1 ? 1 : part;
-	double p = ((double)ci + part) / (double)j->ncams;
+	double p = (double)atomic_load(&j->cams_done);
+	for (size_t i = 0; i < j->ncams; i++) {
+		if (!atomic_load(&j->res[i].busy))
+			continue;
+		int64_t at = atomic_load(&j->res[i].at_us);
+		double part = at > j->from_us ? (double)(at - j->from_us) /
+		                                (double)(j->to_us - j->from_us) : 0;
+		p += part > 1 ? 1 : part;
+	}
+	p /= (double)j->ncams;
 	return p > 1 ? 1 : p;
 }
 
@@ -519,9 +577,9 @@ json_t *export_list(struct export_engine *e)
 int export_open_file(struct export_engine *e, uint64_t id, uint32_t camera, int *fd,
                      uint64_t *size)
 {
-	char name[32], path[PATH_MAX];
+	char name[EXPORT_FILE_NAME_MAX], path[PATH_MAX];
 	if (camera)
-		snprintf(name, sizeof name, "camera-%" PRIu32 ".mp4", camera);
+		export_file_name(camera, name);
 	else
 		snprintf(name, sizeof name, "manifest.json");
 	int err = export_path(e, id, name, path, sizeof path);
@@ -555,6 +613,12 @@ static void export_defaults(struct export_config *c)
 		c->workers = 1;
 	if (c->workers > EXPORT_MAX_WORKERS)
 		c->workers = EXPORT_MAX_WORKERS;
+	if (!c->threads)
+		c->threads = 2;
+	if (c->threads < c->workers)
+		c->threads = c->workers;
+	if (c->threads > EXPORT_MAX_WORKERS)
+		c->threads = EXPORT_MAX_WORKERS;
 	if (!c->queue_max)
 		c->queue_max = 16;
 	if (!c->max_cameras)
@@ -565,10 +629,16 @@ static void export_defaults(struct export_config *c)
 
 static int export_start_workers(struct export_engine *e)
 {
-	for (unsigned i = 0; i < e->cfg.workers; i++) {
-		int err = -pthread_create(&e->threads[i], NULL, export_worker, e);
-		if (err)
+	for (unsigned i = 0; i < e->cfg.threads; i++) {
+		struct export_thread *t = malloc(sizeof *t);
+		if (!t)
+			return -ENOMEM;
+		*t = (struct export_thread){ e, i < e->cfg.workers };
+		int err = -pthread_create(&e->threads[i], NULL, export_thread_main, t);
+		if (err) {
+			free(t);
 			return err;
+		}
 		e->nthreads++;
 	}
 	return 0;

@@ -9,12 +9,15 @@
  * export_submit() creates a job held, its quota reserved, so that the
  * caller can write the audit entry that names the job before the job runs;
  * export_release() then queues it with the audit entry's id. A small pool
- * of worker threads (export_config.workers) runs queued jobs in order.
+ * of threads (export_config.threads) writes the files: the first
+ * export_config.workers of them take queued jobs in order, and any idle
+ * one writes the next camera of a running job, so that one job's cameras
+ * are written side by side.
  *
  * On disk (export_config.dir, "EXPORTS"):
  *   EXPORTS/.last-id             the last job id handed out (ids never repeat)
  *   EXPORTS/<id>/job.json        the request; "state" says failed and why
- *   EXPORTS/<id>/camera-<c>.mp4  the video of camera c (regular MP4, moov first)
+ *   EXPORTS/<id>/camera-<c>.mp4  the video of camera c (fragmented MP4)
  *   EXPORTS/<id>/manifest.json   written last (temp file, fsync, rename):
  *                                a job directory with a manifest is done
  * At start a directory with a manifest is a done job, one whose job.json
@@ -49,7 +52,10 @@ struct export_engine;
 struct export_config {
 	const char *dir;              /* exports area, created if missing (required) */
 	uint64_t quota_bytes;         /* [10 GiB] */
-	unsigned workers;             /* job threads, 1..8 [1] */
+	unsigned workers;             /* jobs run at once, 1..8 [1] */
+	unsigned threads;             /* threads writing files, workers..8 [2]:
+	                               * an idle one writes the next camera of a
+	                               * running job */
 	unsigned queue_max;           /* jobs held or queued at once [16] */
 	unsigned max_cameras;         /* cameras per job [16] */
 	int64_t max_window_us;        /* longest window [24 h] */

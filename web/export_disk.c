@@ -22,6 +22,11 @@
 #include "export_int.h"
 #include "log.h"
 
+void export_file_name(uint32_t camera, char name[EXPORT_FILE_NAME_MAX])
+{
+	snprintf(name, EXPORT_FILE_NAME_MAX, "camera-%" PRIu32 ".mp4", camera);
+}
+
 int export_path(const struct export_engine *e, uint64_t id, const char *name, char *buf,
                 size_t n)
 {

@@ -15,9 +15,11 @@
  * next block. The file is opened with O_DIRECT where the file system
  * allows it (the footage passes once, the page cache has no use for it);
  * the last block is padded to the alignment and the file truncated back to
- * its length. export_file_finish() makes the file durable (fdatasync)
- * before it reports the hash: a manifest never names a file that a power
- * cut could take back.
+ * its length. Durability is the caller's, once per job rather than once
+ * per file (export_file_sync): the writes are complete when
+ * export_file_finish() returns, and one journal commit then covers every
+ * file of the job; the manifest is written after that, so it never names
+ * a file that a power cut could take back.
  *
  * The blocks and the ring are made once per export worker and serve file
  * after file: fresh memory would cost a page fault per 4 KiB of every
@@ -239,8 +241,6 @@ int export_file_finish(struct export_file *f, char sha256_hex[65], uint64_t *byt
 	if (f->error)
 		return f->error;
 	int err = export_file_tail(f, bytes);
-	if (!err && fdatasync(f->fd))
-		err = -errno;
 	unsigned char sum[EVP_MAX_MD_SIZE];
 	unsigned len = 0;
 	if (!err && (EVP_DigestFinal_ex(f->md, sum, &len) != 1 || len != 32))
@@ -249,6 +249,15 @@ int export_file_finish(struct export_file *f, char sha256_hex[65], uint64_t *byt
 		return f->error = err;
 	export_file_hex(sum, len, sha256_hex);
 	return 0;
+}
+
+int export_file_sync(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int err = fd < 0 || fdatasync(fd) ? -errno : 0;
+	if (fd >= 0)
+		close(fd);
+	return err;
 }
 
 void export_file_close(struct export_file *f)

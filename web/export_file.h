@@ -4,9 +4,10 @@
  *
  * Use: export_file_new() once, then for each file export_file_open(), hand
  * it to the muxer as its output (export_file_write is a mux_write_fn),
- * export_file_finish() for the length and the hash once the file is on
- * disk (fdatasync), export_file_close(); last export_file_free(). The writer never seeks: what it is given is the
- * file, in order. Errors are negative errno values (a mux_write_fn's
+ * export_file_finish() for the length and the hash once every byte is
+ * written, export_file_close(); export_file_sync() before anything names
+ * the file as kept; last export_file_free(). The writer never seeks: what
+ * it is given is the file, in order. Errors are negative errno values (a mux_write_fn's
  * negative AVERROR is -errno too); the first one sticks.
  */
 #ifndef WEB_EXPORT_FILE_H
@@ -27,9 +28,13 @@ int export_file_open(struct export_file *f, const char *path);
 /* Appends size bytes (a mux_write_fn): size, or a negative errno. */
 int export_file_write(void *opaque, const uint8_t *buf, int size);
 
-/* Writes what is left, makes the file durable, and gives its length and
- * SHA-256 (64 hex digits). 0 or a negative errno. */
+/* Writes what is left and gives the file's length and SHA-256 (64 hex
+ * digits). Every write is complete; the file is not yet durable (see
+ * export_file_sync). 0 or a negative errno. */
 int export_file_finish(struct export_file *f, char sha256_hex[65], uint64_t *bytes);
+
+/* Makes a finished file durable (fdatasync). 0 or a negative errno. */
+int export_file_sync(const char *path);
 
 /* Closes the file (after finish, or instead of it on error). */
 void export_file_close(struct export_file *f);

@@ -4,9 +4,12 @@
  * the exports area on disk). Private to those three files.
  *
  * Locking: engine.lock guards the job list, the queue, every job's state,
- * error, doc and reservation, and the quota counters. A running job's
- * progress counters are atomics its worker updates without the lock; its
- * results (res) belong to the worker until the job ends.
+ * doc, reservation and helper count, and the quota counters. A running
+ * job's cameras are claimed one at a time (next_cam) by its worker and by
+ * idle threads that help it; progress counters are atomics updated
+ * without the lock; res[i] belongs to the thread that claimed camera i
+ * until the job ends; error is written once, by the thread whose failure
+ * came first (failed), and read after every thread has left the job.
  */
 #ifndef WEB_EXPORT_INT_H
 #define WEB_EXPORT_INT_H
@@ -34,6 +37,8 @@ enum export_state {
 
 /* One camera's outcome. */
 struct export_result {
+	atomic_bool busy;             /* being written now */
+	atomic_int_fast64_t at_us;    /* time of the frame being written */
 	uint64_t frames, frame_bytes, bytes;
 	int64_t first_us, end_us;
 	enum stg_codec codec;
@@ -60,8 +65,11 @@ struct export_job {
 	int64_t started_mono, elapsed_us;
 	atomic_bool cancel;
 	atomic_uint_fast64_t frames, frame_bytes, bytes, charged;
-	atomic_int_fast64_t at_us;    /* time of the frame being written */
-	atomic_uint cam_index;        /* camera being written */
+	atomic_uint next_cam;         /* cameras claimed so far (may pass ncams) */
+	atomic_uint cams_done;        /* cameras finished */
+	atomic_int failed;            /* the first failure's negative errno, or 0 */
+	atomic_uint_fast64_t allowance;  /* copy of reserved, for export_charge */
+	unsigned helpers;             /* threads in the job besides its worker */
 	struct export_result *res;    /* ncams entries */
 	struct export_job *next;      /* job list, id order */
 	struct export_job *qnext;     /* queue */
@@ -81,7 +89,8 @@ struct export_engine {
 	uint64_t reserved;            /* held by held, queued and running jobs */
 	atomic_bool stopping;
 	pthread_t threads[EXPORT_MAX_WORKERS];
-	unsigned nthreads;
+	unsigned nthreads;            /* the first cfg.workers take jobs; the
+	                               * others only help running ones */
 };
 
 /* ---- export.c ---- */
@@ -91,11 +100,15 @@ void export_job_free(struct export_job *j);
 
 /* ---- export_run.c ---- */
 /* Writes the job's files through the worker's writer `out` (NULL: it
- * could not be made; the job fails) and the manifest (*manifest: its
- * content, new reference); 0, -ECANCELED (cancel or stop), or a negative
- * errno with j->error naming the reason. Called without the lock. */
+ * could not be made; the job fails), with the help of idle threads, and
+ * the manifest (*manifest: its content, new reference); 0, -ECANCELED
+ * (cancel or stop), or a negative errno with j->error naming the reason.
+ * Called without the lock. */
 int export_run(struct export_engine *e, struct export_job *j, struct export_file *out,
                json_t **manifest);
+/* Writes cameras of a running job that nobody has claimed yet, one at a
+ * time, until none is left or the job fails or stops. 0 or the error. */
+int export_cameras(struct export_engine *e, struct export_job *j, struct export_file *out);
 /* "2026-01-01T12:00:00.500Z", or null out of range. */
 json_t *export_time(int64_t us);
 /* The manifest's / job.json's request part. NULL on -ENOMEM. */
@@ -103,6 +116,9 @@ json_t *export_request_doc(const struct export_job *j, int64_t created_us,
                            const char *case_ref, const char *reason, const char *created_by);
 
 /* ---- export_disk.c ---- */
+/* The name of camera c's file in a job directory. */
+#define EXPORT_FILE_NAME_MAX 32
+void export_file_name(uint32_t camera, char name[EXPORT_FILE_NAME_MAX]);
 /* EXPORTS/<id>[/name] into buf; -ENAMETOOLONG if it does not fit. */
 int export_path(const struct export_engine *e, uint64_t id, const char *name, char *buf,
                 size_t n);

@@ -3,9 +3,11 @@
  * the recorded frames of [from, to) (stg_iter_*, starting at the key frame
  * at or before `from`) through the shared muxer (web/mux.h: fragmented MP4,
  * one fragment per key frame, written strictly in order) into
- * EXPORTS/<id>/camera-<c>.mp4 (web/export_file.h: hashed as it is written,
- * durable before its hash is reported). Last, the manifest (export.h) is
- * written atomically.
+ * EXPORTS/<id>/camera-<c>.mp4 (web/export_file.h: hashed as it is
+ * written). Idle export threads write other cameras of the job side by
+ * side (export_cameras). Once every camera is written, the files are made
+ * durable (one fdatasync each, one journal commit for all), and last the
+ * manifest (export.h) is written atomically.
  *
  * Why fragmented: a regular MP4's index (moov) is known only at the end,
  * so libavformat either puts it last and patches the file's head, or moves
@@ -86,18 +88,22 @@ json_t *export_request_doc(const struct export_job *j, int64_t created_us,
 	                 "estimated_bytes", (json_int_t)j->estimate, "cameras", cams);
 }
 
+/* Cancelled, stopping, or failed on another thread. */
 static bool export_stopped(const struct export_engine *e, struct export_job *j)
 {
 	return atomic_load_explicit(&j->cancel, memory_order_relaxed) ||
+	       atomic_load_explicit(&j->failed, memory_order_relaxed) ||
 	       atomic_load_explicit(&((struct export_engine *)e)->stopping, memory_order_relaxed);
 }
 
-/* Records the first failure's reason and logs it; returns err. */
+/* Records the first failure (its reason in j->error) and logs it; returns
+ * err. The job's other threads stop at their next frame. */
 static int export_fail(struct export_job *j, uint32_t camera, const char *reason, int err)
 {
 	if (err == -ECANCELED)
 		return err;
-	if (!j->error[0])
+	int none = 0;
+	if (atomic_compare_exchange_strong(&j->failed, &none, err))
 		snprintf(j->error, sizeof j->error, "%s", reason);
 	nvr_log("warn", "export", "event=job_step_failed id=%" PRIu64 " camera=%" PRIu32
 	        " reason=%s error=\"%s\"", j->id, camera, reason, stg_strerror(err));
@@ -124,10 +130,10 @@ static int export_gap(struct export_result *r, int64_t from_us, int64_t to_us)
 }
 
 /* One pass: every frame from the first key frame `f` on into the muxer. */
-static int export_frames(struct export_engine *e, struct export_job *j, uint32_t camera,
-                         struct stg_iter *it, struct mux *m, struct stg_read_frame *f)
+static int export_frames(struct export_engine *e, struct export_job *j, struct export_result *r,
+                         uint32_t camera, struct stg_iter *it, struct mux *m,
+                         struct stg_read_frame *f)
 {
-	struct export_result *r = &j->res[atomic_load(&j->cam_index)];
 	int64_t prev = 0, interval = 0;
 	int n = 1, err;
 	r->first_us = f->time_us;
@@ -154,7 +160,7 @@ static int export_frames(struct export_engine *e, struct export_job *j, uint32_t
 		r->frame_bytes += f->size;
 		atomic_fetch_add_explicit(&j->frames, 1, memory_order_relaxed);
 		atomic_fetch_add_explicit(&j->frame_bytes, f->size, memory_order_relaxed);
-		atomic_store_explicit(&j->at_us, f->time_us, memory_order_relaxed);
+		atomic_store_explicit(&r->at_us, f->time_us, memory_order_relaxed);
 	}
 	if (n < 0)
 		return export_fail(j, camera, "storage", n);
@@ -171,10 +177,9 @@ static int export_camera(struct export_engine *e, struct export_job *j, size_t i
 	struct stg_iter *it = NULL;
 	struct mux *m = NULL;
 	struct stg_read_frame f;
-	char name[32], path[PATH_MAX];
-	snprintf(name, sizeof name, "camera-%" PRIu32 ".mp4", cam);
-	atomic_store(&j->cam_index, (unsigned)i);
-	atomic_store(&j->at_us, j->from_us);
+	char name[EXPORT_FILE_NAME_MAX], path[PATH_MAX];
+	export_file_name(cam, name);
+	atomic_store(&r->at_us, j->from_us);
 	r->gaps = json_array();
 	int err = !r->gaps ? -ENOMEM : export_path(e, j->id, name, path, sizeof path);
 	if (err)
@@ -196,7 +201,7 @@ static int export_camera(struct export_engine *e, struct export_job *j, size_t i
 		export_fail(j, cam, "mux", err);
 		goto out;
 	}
-	err = export_frames(e, j, cam, it, m, &f);
+	err = export_frames(e, j, r, cam, it, m, &f);
 	if (!err && (err = mux_finish(m)))
 		export_fail(j, cam, "mux", err);
 	if (!err && (err = export_file_finish(out, r->sha256, &r->bytes)))
@@ -217,8 +222,8 @@ out:
 static int export_manifest_camera(const struct export_job *j, size_t i, json_t *c)
 {
 	const struct export_result *r = &j->res[i];
-	char name[32];
-	snprintf(name, sizeof name, "camera-%" PRIu32 ".mp4", j->cams[i].id);
+	char name[EXPORT_FILE_NAME_MAX];
+	export_file_name(j->cams[i].id, name);
 	int err = json_object_set_new(c, "actual", r->has_file ? export_span(r->first_us, r->end_us)
 	                                                       : json_null());
 	err |= json_object_set_new(c, "frames", json_integer((json_int_t)r->frames));
@@ -258,14 +263,62 @@ static json_t *export_manifest(struct export_engine *e, struct export_job *j)
 	return m;
 }
 
+int export_cameras(struct export_engine *e, struct export_job *j, struct export_file *out)
+{
+	int err = 0;
+	for (unsigned i; !err && (i = atomic_fetch_add(&j->next_cam, 1)) < j->ncams;) {
+		if (export_stopped(e, j))
+			return -ECANCELED;
+		atomic_store(&j->res[i].busy, true);
+		err = export_camera(e, j, i, out);
+		atomic_store(&j->res[i].busy, false);
+		atomic_fetch_add(&j->cams_done, 1);
+	}
+	return err;
+}
+
+/* Makes every file of the job durable. */
+static int export_sync_files(struct export_engine *e, struct export_job *j)
+{
+	for (size_t i = 0; i < j->ncams; i++) {
+		char name[EXPORT_FILE_NAME_MAX], path[PATH_MAX];
+		if (!j->res[i].has_file)
+			continue;
+		export_file_name(j->cams[i].id, name);
+		int err = export_path(e, j->id, name, path, sizeof path);
+		if (!err)
+			err = export_file_sync(path);
+		if (err)
+			return export_fail(j, j->cams[i].id, "io", err);
+	}
+	return 0;
+}
+
+/* Waits until the threads that help the job have left it. */
+static void export_join_helpers(struct export_engine *e, struct export_job *j)
+{
+	pthread_mutex_lock(&e->lock);
+	while (j->helpers)
+		pthread_cond_wait(&e->wake, &e->lock);
+	pthread_mutex_unlock(&e->lock);
+}
+
 int export_run(struct export_engine *e, struct export_job *j, struct export_file *out,
                json_t **manifest)
 {
 	char dir[PATH_MAX];
 	int err = out ? export_path(e, j->id, NULL, dir, sizeof dir)
 	              : export_fail(j, 0, "memory", -ENOMEM);
-	for (size_t i = 0; !err && i < j->ncams; i++)
-		err = export_camera(e, j, i, out);
+	if (!err)
+		err = export_cameras(e, j, out);
+	/* closed to new helpers (also after a failure or a cancel), then the
+	 * ones inside are waited for: nobody touches the job once it ends */
+	atomic_store(&j->next_cam, (unsigned)j->ncams);
+	export_join_helpers(e, j);
+	if (!err || err == -ECANCELED)
+		err = atomic_load(&j->failed) ? atomic_load(&j->failed) : err;
+	if (!err)
+		err = export_sync_files(e, j);
 	if (err)
 		return err;
 	if (export_stopped(e, j))

@@ -559,9 +559,10 @@ Test(export, a_job_outgrowing_the_quota_fails_and_removes_its_files, .timeout = 
 	fx_init(&x, 0);
 	uint64_t keep = submit(&x, 1, 0, 100, 1);
 	json_decref(wait_end(&x, keep));
-	/* what a job over camera 1's first 120 s would reserve now, with
-	 * only 60 s recorded */
-	struct export_request r = { x.cams, 1, ftime(0), ftime(3000), "CASE-Q", "", "dave" };
+	/* what a job over cameras 1 and 2's first 120 s would reserve now,
+	 * with only 60 s recorded; the two cameras are written side by side,
+	 * so the failure may come on either thread */
+	struct export_request r = { x.cams, 2, ftime(0), ftime(3000), "CASE-Q", "", "dave" };
 	struct export_space sp;
 	uint64_t id;
 	cr_assert_eq(export_submit(x.ex, &r, &id, &sp), 0);
@@ -591,6 +592,8 @@ Test(export, a_job_outgrowing_the_quota_fails_and_removes_its_files, .timeout = 
 	char path[700];
 	job_path(&x, id, "camera-1.mp4", path, sizeof path);
 	cr_assert(!exists(path), "the failed job's file is removed");
+	job_path(&x, id, "camera-2.mp4", path, sizeof path);
+	cr_assert(!exists(path), "the failed job's other file is removed");
 	job_path(&x, id, "job.json", path, sizeof path);
 	json_error_t jerr;
 	json_t *jj = json_load_file(path, 0, &jerr);
