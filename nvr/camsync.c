@@ -5,8 +5,10 @@
  * with a hash of its stream settings. A poll builds the wanted table from
  * the registry (enabled cameras only), then merges the two sorted tables:
  * only-in-current -> remove, only-in-wanted -> add, in both with another
- * hash -> remove + add. Errors adding one camera are logged and do not stop
- * the others; the camera is retried at the next registry change.
+ * hash -> remove + add. Removes happen at once; adds are handed to the
+ * ingest in batches (ingest_add_many). Errors adding one camera are logged
+ * and do not stop the others; the camera is retried at the next registry
+ * change.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -77,17 +79,54 @@ int camsync_init(struct registry *reg, struct ingest *in, struct camsync **out)
 	return 0;
 }
 
-static int start_camera(struct camsync *cs, uint32_t id)
+/* Cameras to start, handed to the ingest CAMSYNC_BATCH at a time: one
+ * call per batch instead of one per camera (30,000 cameras at start). */
+#define CAMSYNC_BATCH 256
+
+struct start_batch {
+	struct camera_record cams[CAMSYNC_BATCH];
+	size_t slot[CAMSYNC_BATCH];      /* where each one is in the wanted table */
+	int results[CAMSYNC_BATCH];
+	size_t n;
+};
+
+static void start_failed(uint32_t id, int err)
 {
-	struct camera_record c;
-	int err = registry_get(cs->reg, id, &c);
-	if (!err)
-		err = ingest_add(cs->in, &c);
-	if (err)
-		nvr_log("error", "camsync", "event=camera_add_failed camera=%" PRIu32
-		        " error=\"%s\"", id, strerror(-err));
-	memset(c.password, 0, sizeof c.password);
-	return err;
+	nvr_log("error", "camsync", "event=camera_add_failed camera=%" PRIu32 " error=\"%s\"", id,
+	        strerror(-err));
+}
+
+/* Starts the batch's cameras; a camera that failed keeps hash 0 in the
+ * wanted table, so that it is retried at the next registry change. */
+static void start_flush(struct camsync *cs, struct start_batch *b, struct cam_table *next)
+{
+	if (!b->n)
+		return;
+	int err = ingest_add_many(cs->in, b->cams, b->n, b->results);
+	for (size_t i = 0; i < b->n; i++) {
+		int r = err ? err : b->results[i];
+		if (r) {
+			start_failed(b->cams[i].id, r);
+			next->v[b->slot[i]].hash = 0;
+		}
+		memset(b->cams[i].password, 0, sizeof b->cams[i].password);
+	}
+	b->n = 0;
+}
+
+static void start_camera(struct camsync *cs, struct start_batch *b, struct cam_table *next,
+                         size_t j)
+{
+	uint32_t id = next->v[j].id;
+	int err = registry_get(cs->reg, id, &b->cams[b->n]);
+	if (err) {
+		start_failed(id, err);
+		next->v[j].hash = 0;
+		return;
+	}
+	b->slot[b->n++] = j;
+	if (b->n == CAMSYNC_BATCH)
+		start_flush(cs, b, next);
 }
 
 static void stop_camera(struct camsync *cs, uint32_t id)
@@ -98,8 +137,10 @@ static void stop_camera(struct camsync *cs, uint32_t id)
 		        " error=\"%s\"", id, strerror(-err));
 }
 
-/* Merges the sorted tables; `next` becomes the current table. */
-static int apply(struct camsync *cs, struct cam_table *next)
+/* Merges the sorted tables; `next` becomes the current table. A camera
+ * whose settings changed is stopped before it starts again (its start
+ * waits in the batch, after its stop). */
+static int apply(struct camsync *cs, struct cam_table *next, struct start_batch *batch)
 {
 	struct cam_table *cur = &cs->current;
 	size_t i = 0, j = 0;
@@ -115,8 +156,7 @@ static int apply(struct camsync *cs, struct cam_table *next)
 				stop_camera(cs, a);
 				i++;
 			}
-			if (start_camera(cs, b))
-				next->v[j].hash = 0;   /* retried at the next change */
+			start_camera(cs, batch, next, j);
 			j++;
 		} else {
 			i++;
@@ -125,6 +165,7 @@ static int apply(struct camsync *cs, struct cam_table *next)
 		}
 		changes++;
 	}
+	start_flush(cs, batch, next);
 	free(cur->v);
 	*cur = *next;
 	return changes;
@@ -142,7 +183,14 @@ int camsync_poll(struct camsync *cs)
 		nvr_log("error", "camsync", "event=registry_read_failed error=\"%s\"", strerror(-err));
 		return err;
 	}
-	int changes = apply(cs, &next);
+	struct start_batch *b = malloc(sizeof *b);
+	if (!b) {
+		free(next.v);
+		return -ENOMEM;
+	}
+	b->n = 0;
+	int changes = apply(cs, &next, b);
+	free(b);
 	cs->generation = gen;
 	cs->synced = true;
 	if (changes)

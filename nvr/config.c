@@ -115,6 +115,10 @@ const struct config_option config_options[] = {
 	UINT("ingest", "recv_batch_ms", recv_batch_ms, "40", 0, 1000, NULL, CONFIG_RESTART,
 	     "a streaming session that emptied its socket reads again after this many ms, "
 	     "so each receive takes many packets (less CPU); 0 reads at once"),
+	UINT("ingest", "max_connecting", max_connecting, "256", 1, 65535, NULL, CONFIG_RESTART,
+	     "cameras one RTSP loop connects and negotiates at once; the others wait their "
+	     "turn, so that thousands of cameras starting together (after a restart or a "
+	     "network cut) do not flood the network and the cameras"),
 
 	ADDRESS("http", "listen", http_listen, "127.0.0.1", "http-listen", CONFIG_HTTP,
 	        "address the HTTP API listens on (IPv4 or IPv6 literal)"),

@@ -106,6 +106,7 @@ struct nvr_config {
 	uint64_t max_clock_skew_ms;
 	uint64_t recv_buffer_max;
 	uint64_t recv_batch_ms;
+	uint64_t max_connecting;
 	/* [http] */
 	char *http_listen;
 	uint64_t http_port;

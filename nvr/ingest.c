@@ -97,6 +97,8 @@ void ingest_config_defaults(struct ingest_config *c)
 		c->recv_buffer_max = 256u << 10;
 	if (!c->recv_batch_ms)
 		c->recv_batch_ms = 40;
+	if (!c->max_connecting)
+		c->max_connecting = 256;
 }
 
 static bool is_rtsp(const char *url)
@@ -153,15 +155,54 @@ int ingest_add(struct ingest *in, const struct camera_record *c)
 	if (is_rtsp(c->main_url)) {
 		if (avsource_status(in->av, c->id, &st) != -ENOENT)
 			return -EEXIST;
-		if (c->transport[0] || !in->cfg.default_udp)
-			return rtsp_shard_add(shard_of(in, c->id), c);
-		struct camera_record udp = *c;
-		snprintf(udp.transport, sizeof udp.transport, "udp");
-		return rtsp_shard_add(shard_of(in, c->id), &udp);
+		return rtsp_shard_add(shard_of(in, c->id), c);
 	}
 	if (rtsp_shard_status(shard_of(in, c->id), c->id, &st) != -ENOENT)
 		return -EEXIST;
 	return avsource_add(in->av, c);
+}
+
+/* RTSP cameras go to their shards in one call per shard (an add is a
+ * round trip into a busy loop: one per camera made 30,000 adds take
+ * minutes); the others one by one. */
+int ingest_add_many(struct ingest *in, const struct camera_record *cams, size_t n, int *results)
+{
+	const struct camera_record **mine = malloc(n * sizeof *mine);
+	size_t *at = malloc(n * sizeof *at);
+	int *res = malloc(n * sizeof *res);
+	if (!mine || !at || !res) {
+		free(mine);
+		free(at);
+		free(res);
+		return -ENOMEM;
+	}
+	struct ingest_camera_status st;
+	for (uint32_t sh = 0; sh < in->nshards; sh++) {
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			const struct camera_record *c = &cams[i];
+			if (!is_rtsp(c->main_url) || shard_of(in, c->id) != in->shards[sh])
+				continue;
+			if (!c->enabled || !c->id)
+				results[i] = -EINVAL;
+			else if (avsource_status(in->av, c->id, &st) != -ENOENT)
+				results[i] = -EEXIST;
+			else {
+				mine[k] = c;
+				at[k++] = i;
+			}
+		}
+		rtsp_shard_add_many(in->shards[sh], mine, k, res);
+		for (size_t i = 0; i < k; i++)
+			results[at[i]] = res[i];
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!is_rtsp(cams[i].main_url))
+			results[i] = ingest_add(in, &cams[i]);
+	free(mine);
+	free(at);
+	free(res);
+	return 0;
 }
 
 int ingest_remove(struct ingest *in, uint32_t id)

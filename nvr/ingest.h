@@ -46,11 +46,13 @@ struct ingest_config {
 	int32_t recv_batch_ms;        /* a streaming session that emptied the socket
 	                               * reads again after this long, so that each
 	                               * receive takes many packets [40]; < 0: at once */
+	uint32_t max_connecting;      /* sessions per loop connecting or negotiating
+	                               * at once; the others wait in order [256] */
 	bool default_udp;             /* RTP over UDP for records naming no transport [false] */
 };
 
 enum ingest_state {
-	INGEST_IDLE = 0,          /* added, not started yet */
+	INGEST_IDLE = 0,          /* added, waiting for its turn to connect */
 	INGEST_CONNECTING,
 	INGEST_NEGOTIATING,       /* OPTIONS/DESCRIBE/SETUP/PLAY in progress */
 	INGEST_STREAMING,
@@ -115,6 +117,10 @@ int ingest_start(const struct ingest_config *cfg, struct ingest **out);
 /* Starts recording a camera (its main_url; credentials from the record).
  * -EEXIST if already added. A disabled record is refused with -EINVAL. */
 int ingest_add(struct ingest *in, const struct camera_record *c);
+
+/* ingest_add of n cameras; results[i] is cams[i]'s. Much faster than n
+ * calls when many cameras start at once. 0, or -ENOMEM (nothing added). */
+int ingest_add_many(struct ingest *in, const struct camera_record *cams, size_t n, int *results);
 
 /* Stops recording a camera: TEARDOWN, flush its unfinished chunk. */
 int ingest_remove(struct ingest *in, uint32_t id);

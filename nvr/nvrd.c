@@ -274,6 +274,7 @@ static int start_ingest(struct daemon *d)
 		.max_clock_skew_ms = (uint32_t)c->max_clock_skew_ms,
 		.recv_buffer_max = (uint32_t)c->recv_buffer_max,
 		.recv_batch_ms = c->recv_batch_ms ? (int32_t)c->recv_batch_ms : -1,
+		.max_connecting = (uint32_t)c->max_connecting,
 		.default_udp = !strcmp(c->transport, "udp"),
 	};
 	int err = ingest_start(&ic, &d->ingest);

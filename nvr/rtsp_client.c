@@ -12,6 +12,10 @@
  *        -> STREAMING -> (failure) CLOSING -> BACKOFF -> RESOLVING/CONNECTING ...
  *        -> (remove/stop) TEARDOWN -> CLOSING -> freed
  *
+ *  - Admission: a session waits in IDLE for one of the shard's
+ *    max_connecting turns before it connects (when added, and after each
+ *    backoff), and gives the turn back once it streams or closes; see
+ *    "admission" below.
  *  - Names: numeric hosts are parsed here; names go to the resolver thread
  *    (getaddrinfo may block) and come back as a loop command with up to
  *    four addresses, tried in turn when a connect fails.
@@ -89,6 +93,7 @@ static const char *const phase_names[] = {
 };
 
 static void settle(struct rtsp_session *s);
+static void wait_unlink(struct rtsp_session *s);
 static void close_socket(struct rtsp_session *s);
 static void on_recv(struct loop *l, uint32_t id, int res, uint32_t flags);
 
@@ -257,6 +262,7 @@ void rtsp_begin_close(struct rtsp_session *s, bool remove)
 	loop_timer_cancel(rtsp_loop(s), &s->t_keep);
 	loop_timer_cancel(rtsp_loop(s), &s->t_rx);
 	stop_media(s);
+	rtsp_admit_release(s);
 	s->phase = PH_CLOSING;
 	cancel_ops(s);
 }
@@ -326,6 +332,8 @@ static void session_free(struct rtsp_session *s)
 	loop_timer_cancel(sh->loop, &s->t_io);
 	loop_timer_cancel(sh->loop, &s->t_keep);
 	loop_timer_cancel(sh->loop, &s->t_rx);
+	wait_unlink(s);
+	rtsp_admit_release(s);
 	release_connection(s);
 	if (s->in_map)
 		idmap_del(&sh->map, s->cam_id);
@@ -632,6 +640,81 @@ static void start_connect(struct rtsp_session *s)
 	resolver_submit(s->sh->resolver, &job->req);
 }
 
+/* ---- admission ----------------------------------------------------------------------- */
+
+/* At most cfg.max_connecting sessions of a shard connect or negotiate at
+ * once. Without this, 15,000 cameras added at once (a restart) or coming
+ * back together (a network cut, whatever the backoff jitter) open their
+ * connections in the same few milliseconds: listen queues overflow, SYNs
+ * are retransmitted a second or more later, replies miss timeout_ms, and
+ * the failures feed the next wave. A session takes a turn when it starts
+ * (admit_request) and gives it back when it streams or closes
+ * (rtsp_admit_release); the others wait in arrival order in phase IDLE and
+ * are started by t_admit, one tick later, from a fresh entry point. */
+
+static void wait_unlink(struct rtsp_session *s)
+{
+	struct rtsp_shard *sh = s->sh;
+	if (!s->wait_prev && sh->wait_head != s)
+		return;                         /* not waiting */
+	if (s->wait_prev)
+		s->wait_prev->wait_next = s->wait_next;
+	else
+		sh->wait_head = s->wait_next;
+	if (s->wait_next)
+		s->wait_next->wait_prev = s->wait_prev;
+	else
+		sh->wait_tail = s->wait_prev;
+	s->wait_prev = s->wait_next = NULL;
+}
+
+static void admit_start(struct rtsp_session *s)
+{
+	s->admitted = true;
+	s->sh->connecting++;
+	start_connect(s);
+}
+
+/* Starts the session now if a turn is free, else queues it. */
+static void admit_request(struct rtsp_session *s)
+{
+	struct rtsp_shard *sh = s->sh;
+	if (sh->connecting < sh->cfg.max_connecting && !sh->wait_head) {
+		admit_start(s);
+		return;
+	}
+	s->phase = PH_IDLE;
+	s->wait_prev = sh->wait_tail;
+	s->wait_next = NULL;
+	if (sh->wait_tail)
+		sh->wait_tail->wait_next = s;
+	else
+		sh->wait_head = s;
+	sh->wait_tail = s;
+}
+
+void rtsp_admit_release(struct rtsp_session *s)
+{
+	struct rtsp_shard *sh = s->sh;
+	if (!s->admitted)
+		return;
+	s->admitted = false;
+	sh->connecting--;
+	if (sh->wait_head && !sh->stopping && !loop_timer_armed(&sh->t_admit))
+		loop_timer_arm(sh->loop, &sh->t_admit, 0);
+}
+
+static void admit_timer(struct loop_timer *t)
+{
+	struct rtsp_shard *sh = container_of(t, struct rtsp_shard, t_admit);
+	while (!sh->stopping && sh->wait_head && sh->connecting < sh->cfg.max_connecting) {
+		struct rtsp_session *s = sh->wait_head;
+		wait_unlink(s);
+		admit_start(s);
+		settle(s);
+	}
+}
+
 /* ---- completions ---------------------------------------------------------------------- */
 
 static struct rtsp_session *op_done(struct loop *l, uint32_t id, unsigned kind)
@@ -775,7 +858,7 @@ static void keep_timer(struct loop_timer *t)
 			loop_timer_arm(rtsp_loop(s), t, rtsp_keepalive_ms(s));
 	} else if (s->phase == PH_BACKOFF) {
 		s->reconnects++;
-		start_connect(s);
+		admit_request(s);
 	}
 	settle(s);
 }
@@ -799,6 +882,7 @@ static void teardown(struct rtsp_session *s)
 	switch (s->phase) {
 	case PH_IDLE:
 	case PH_BACKOFF:
+		wait_unlink(s);
 		loop_timer_cancel(rtsp_loop(s), &s->t_keep);
 		s->phase = PH_CLOSING;
 		break;
@@ -830,11 +914,15 @@ static void teardown(struct rtsp_session *s)
 	}
 }
 
-static int check_record(const struct camera_record *c, bool *udp)
+/* A record this shard can take; *udp: its transport (the configured
+ * default when it names none). */
+static int check_record(const struct rtsp_shard *sh, const struct camera_record *c, bool *udp)
 {
 	if (!c->id || strncasecmp(c->main_url, "rtsp://", 7))
 		return -EINVAL;
-	if (!c->transport[0] || !strcasecmp(c->transport, "tcp"))
+	if (!c->transport[0])
+		*udp = sh->cfg.default_udp;
+	else if (!strcasecmp(c->transport, "tcp"))
 		*udp = false;
 	else if (!strcasecmp(c->transport, "udp"))
 		*udp = true;
@@ -916,7 +1004,7 @@ static int cmd_add(struct loop *l, void *arg)
 	bool udp;
 	if (sh->stopping)
 		return -ESHUTDOWN;
-	if (check_record(c, &udp))
+	if (check_record(sh, c, &udp))
 		return -EINVAL;
 	if (idmap_find(&sh->map, c->id) >= 0)
 		return -EEXIST;
@@ -940,7 +1028,7 @@ static int cmd_add(struct loop *l, void *arg)
 	sh->count++;
 	nvr_log("debug", "ingest", "event=camera_added camera=%" PRIu32 " url=%s transport=%s loop=%" PRIu32,
 	        c->id, s->req_url, udp ? "udp" : "tcp", sh->index);
-	start_connect(s);
+	admit_request(s);
 	settle(s);
 	return 0;
 }
@@ -1078,6 +1166,9 @@ int rtsp_shard_start(const struct ingest_config *cfg, uint32_t index, uint32_t s
 	if (!sh)
 		return -ENOMEM;
 	sh->cfg = *cfg;
+	if (!sh->cfg.max_connecting)
+		sh->cfg.max_connecting = 1;
+	loop_timer_init(&sh->t_admit, admit_timer);
 	if (sh->cfg.recv_buffer_max < RX_FLOOR_MAX)
 		sh->cfg.recv_buffer_max = RX_FLOOR_MAX;
 	sh->index = index;
@@ -1100,6 +1191,27 @@ int rtsp_shard_start(const struct ingest_config *cfg, uint32_t index, uint32_t s
 int rtsp_shard_add(struct rtsp_shard *sh, const struct camera_record *c)
 {
 	return loop_call(sh->loop, cmd_add, (void *)c);
+}
+
+struct add_many_arg {
+	const struct camera_record *const *cams;
+	size_t n;
+	int *results;
+};
+
+static int cmd_add_many(struct loop *l, void *arg)
+{
+	struct add_many_arg *a = arg;
+	for (size_t i = 0; i < a->n; i++)
+		a->results[i] = cmd_add(l, (void *)a->cams[i]);
+	return 0;
+}
+
+void rtsp_shard_add_many(struct rtsp_shard *sh, const struct camera_record *const *cams, size_t n,
+                         int *results)
+{
+	struct add_many_arg a = { cams, n, results };
+	loop_call(sh->loop, cmd_add_many, &a);
 }
 
 int rtsp_shard_remove(struct rtsp_shard *sh, uint32_t id)

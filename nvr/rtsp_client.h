@@ -27,6 +27,10 @@ int rtsp_shard_start(const struct ingest_config *cfg, uint32_t index,
 /* -EEXIST if the camera is already in the shard, -EINVAL for a URL that is
  * not rtsp:// or a transport other than "", "tcp" or "udp". */
 int rtsp_shard_add(struct rtsp_shard *sh, const struct camera_record *c);
+/* rtsp_shard_add of n cameras in one call into the loop; results[i] is
+ * cams[i]'s. */
+void rtsp_shard_add_many(struct rtsp_shard *sh, const struct camera_record *const *cams, size_t n,
+                         int *results);
 
 /* TEARDOWN and forget. -ENOENT if the shard does not hold the camera. */
 int rtsp_shard_remove(struct rtsp_shard *sh, uint32_t id);

@@ -349,6 +349,7 @@ static int on_play(struct rtsp_session *s, const struct rtsp_msg *m)
 	if (m->status != 200)
 		return fail_status(s, "PLAY", m);
 	s->phase = PH_STREAMING;
+	rtsp_admit_release(s);
 	s->streaming_since_us = nvr_now_us();
 	s->streaming_since_ms = rtsp_now_ms(s);
 	s->last_media_ms = rtsp_now_ms(s);

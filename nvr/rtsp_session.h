@@ -96,6 +96,10 @@ struct rtsp_session {
 	bool in_map;                   /* the shard's id map points here */
 	bool media_stopped;            /* no more frames to storage (removed) */
 	bool resolving;                /* a resolver request is out */
+	bool admitted;                 /* holds one of the shard's max_connecting
+	                                * turns (from start to STREAMING or close) */
+	struct rtsp_session *wait_prev, *wait_next;   /* in the shard's waiting
+	                                * list (phase IDLE) */
 	struct stg_camera *cam;
 
 	/* camera */
@@ -188,6 +192,11 @@ struct rtsp_shard {
 	bool stopping;
 	uint64_t rng;
 	uint16_t udp_next;
+	/* admission: at most cfg.max_connecting sessions connect or negotiate
+	 * at once; the others wait in order, started by t_admit */
+	uint32_t connecting;
+	struct rtsp_session *wait_head, *wait_tail;
+	struct loop_timer t_admit;
 };
 
 static inline struct loop *rtsp_loop(struct rtsp_session *s)
@@ -210,6 +219,10 @@ static inline void rtsp_sqe_socket(struct rtsp_session *s, struct io_uring_sqe *
 }
 
 /* ---- rtsp_client.c ---- */
+
+/* Gives back the session's turn among the shard's max_connecting (when it
+ * streams, or closes); the next waiting session starts one tick later. */
+void rtsp_admit_release(struct rtsp_session *s);
 
 /* Records why the session failed (last_error, log) and starts closing it;
  * it retries after the backoff. In TEARDOWN it just closes. Returns -1 so

@@ -379,16 +379,24 @@ struct rig {
 	struct fake fake;
 };
 
-static void rig_start(struct rig *r, uint32_t timeout_ms)
+/* loops RTSP loops, each connecting at most max_connecting cameras at once
+ * (0: the default). */
+static void rig_start_loops(struct rig *r, uint32_t timeout_ms, uint32_t loops,
+                            uint32_t max_connecting)
 {
 	tu_env_init(&r->env, 1, 4 << 20, 8);
 	tu_env_open(&r->env);
 	fake_start(&r->fake);
 	struct ingest_config ic = {
-		.stg = r->env.stg, .loops = 2, .av_threads = 1, .backoff_min_ms = 50,
-		.backoff_max_ms = 200, .timeout_ms = timeout_ms,
+		.stg = r->env.stg, .loops = loops, .av_threads = 1, .backoff_min_ms = 50,
+		.backoff_max_ms = 200, .timeout_ms = timeout_ms, .max_connecting = max_connecting,
 	};
 	cr_assert_eq(ingest_start(&ic, &r->in), 0);
+}
+
+static void rig_start(struct rig *r, uint32_t timeout_ms)
+{
+	rig_start_loops(r, timeout_ms, 2, 0);
 }
 
 static void rig_stop(struct rig *r)
@@ -582,6 +590,49 @@ Test(rtsp_client, reply_timeout_and_remove_while_negotiating, .timeout = 30)
 	cr_assert_eq(atomic_load(&r.fake.teardowns), 0, "no TEARDOWN without a session");
 	/* the camera can be added again at once */
 	cr_assert_eq(ingest_add(r.in, &c), 0);
+	rig_stop(&r);
+	rig_fini(&r);
+}
+
+/* Admission: with one loop allowed one negotiation at a time, three
+ * cameras of a server that never answers DESCRIBE take turns: at no
+ * moment do two of them connect or negotiate, the others wait (IDLE), and
+ * each one gets its turn (fails by the reply timeout, backs off, waits
+ * again). With the default (256 at once) all three negotiate together,
+ * which is what this test would see without the limit. */
+Test(rtsp_client, max_connecting_takes_turns, .timeout = 30)
+{
+	struct rig r = { .fake = { .mode = FAKE_SILENT_DESCRIBE } };
+	rig_start_loops(&r, 200, 1, 1);
+	for (uint32_t id = 1; id <= 3; id++) {
+		struct camera_record c = camera(&r, id, NULL);
+		cr_assert_eq(ingest_add(r.in, &c), 0);
+	}
+	int most_active = 0, most_idle = 0;
+	bool failed[4] = { false };
+	for (int t = 0; t < 4000 && !(failed[1] && failed[2] && failed[3]); t += 10) {
+		int active = 0, idle = 0;
+		for (uint32_t id = 1; id <= 3; id++) {
+			struct ingest_camera_status st;
+			cr_assert_eq(ingest_status(r.in, id, &st), 0);
+			active += st.state == INGEST_CONNECTING || st.state == INGEST_NEGOTIATING;
+			idle += st.state == INGEST_IDLE;
+			failed[id] |= strstr(st.last_error, "DESCRIBE: no reply") != NULL;
+		}
+		most_active = active > most_active ? active : most_active;
+		most_idle = idle > most_idle ? idle : most_idle;
+		sleep_ms(10);
+	}
+	cr_assert_eq(most_active, 1, "%d cameras negotiated at once with max_connecting 1",
+	             most_active);
+	cr_assert_geq(most_idle, 2, "the others waited their turn");
+	cr_assert(failed[1] && failed[2] && failed[3], "every camera had its turn: %d %d %d",
+	          failed[1], failed[2], failed[3]);
+	/* removing waiting and negotiating cameras leaves nothing behind */
+	for (uint32_t id = 1; id <= 3; id++)
+		cr_assert_eq(ingest_remove(r.in, id), 0);
+	struct ingest_camera_status st;
+	cr_assert_eq(ingest_status(r.in, 2, &st), -ENOENT);
 	rig_stop(&r);
 	rig_fini(&r);
 }
