@@ -184,7 +184,10 @@ static int apply_chunks(MDB_txn *t, struct stg *stg, struct imsg *m)
 				return err;
 			continue;
 		}
-		err = idx_merge_chunk(t, stg->ix, m->vol->id, m->gen, stg->cfg.gap_us, e);
+		bool indexed;
+		err = idx_merge_chunk(t, stg->ix, m->vol->id, m->gen, stg->cfg.gap_us, e, &indexed);
+		if (!err && indexed)
+			use_chunk_in(stg, m->vol->id, m->gen, e);
 		if (!err)
 			err = idx_segment_add_chunk(t, stg->ix, m->vol->id, m->gen, e);
 		if (err)
@@ -203,6 +206,21 @@ static int apply_seal(MDB_txn *t, struct stg *stg, struct imsg *m)
 	s.dir_off = m->dir_off;
 	s.dir_len = m->dir_len;
 	return idx_put_segment(t, stg->ix, m->vol->id, m->gen, &s);
+}
+
+/* Ends write transaction t: commits it unless err, and applies or drops
+ * the footage counts it changed (usage.c) accordingly. */
+static int commit_or_abort(struct stg *stg, MDB_txn *t, int err)
+{
+	if (err)
+		mdb_txn_abort(t);
+	else
+		err = idx_write_commit(stg->ix, t);
+	if (err)
+		use_abort(stg);
+	else
+		use_commit(stg);
+	return err;
 }
 
 /* Applies a batch of messages in one transaction. Returns MDB_MAP_FULL if
@@ -236,11 +254,7 @@ static int apply_batch(struct stg *stg, struct imsg *head, struct prepared *prep
 			}
 		}
 	}
-	if (err) {
-		mdb_txn_abort(t);
-		return err;
-	}
-	return idx_write_commit(stg->ix, t);
+	return commit_or_abort(stg, t, err);
 }
 
 /* Applies post-commit effects and frees the messages, except those to
@@ -321,12 +335,7 @@ static void run_call(struct stg *stg, struct imsg *m)
 		err = idx_write_begin(stg->ix, &t);
 		if (err)
 			break;
-		err = m->call(t, stg, m->arg);
-		if (err) {
-			mdb_txn_abort(t);
-		} else {
-			err = idx_write_commit(stg->ix, t);
-		}
+		err = commit_or_abort(stg, t, m->call(t, stg, m->arg));
 		if (err != MDB_MAP_FULL || idx_grow(stg->ix))
 			break;
 	}
@@ -385,6 +394,17 @@ static void maybe_sweep(struct stg *stg, int64_t *next_us)
 	free(arg);
 }
 
+/* A slice of the footage census (usage.c) when one is due; *at is when
+ * the next is (INT64_MAX: none pending, look again next time round). */
+static void maybe_census(struct stg *stg, int64_t *at)
+{
+	int64_t now = stg_realtime_us();
+	if (*at != INT64_MAX && now < *at)
+		return;
+	int ms = use_census_step(stg);
+	*at = ms < 0 ? INT64_MAX : now + (int64_t)ms * 1000;
+}
+
 /* Moves the messages of `type` out of the list *head, keeping both orders. */
 static struct imsg *take_type(struct imsg **head, enum imsg_type type)
 {
@@ -408,11 +428,16 @@ static void *indexer_main(void *arg)
 	struct stg *stg = arg;
 	struct imsg *retry = NULL;     /* segment requests waiting for a seal */
 	int64_t next_sweep = stg_realtime_us() + (int64_t)stg->cfg.retention_interval_ms * 1000;
+	int64_t census_at = 0;         /* due at once: use_start */
+	use_start(stg);
 	pthread_mutex_lock(&stg->ix_lock);
 	for (;;) {
 		while (!stg->ix_head && !stg->ix_stop) {
-			/* wake for retries (50 ms) and for the retention sweep */
-			int64_t wait_ms = retry ? 50 : (next_sweep - stg_realtime_us()) / 1000 + 1;
+			/* wake for retries (50 ms), the retention sweep and the census */
+			int64_t now = stg_realtime_us();
+			int64_t wait_ms = retry ? 50 : (next_sweep - now) / 1000 + 1;
+			if (census_at != INT64_MAX && (census_at - now) / 1000 < wait_ms)
+				wait_ms = (census_at - now) / 1000;
 			if (wait_ms <= 0)
 				break;
 			struct timespec ts;
@@ -455,6 +480,7 @@ static void *indexer_main(void *arg)
 			run_call(stg, m);
 		}
 		maybe_sweep(stg, &next_sweep);
+		maybe_census(stg, &census_at);
 		pthread_mutex_lock(&stg->ix_lock);
 		if (stg->ix_stop && retry && !stg->ix_head) {
 			for (struct imsg *m = retry, *n; m; m = n) {

@@ -416,6 +416,12 @@ struct stg_class_stats {
 	double bytes_per_s;        /* ingest rate */
 	bool alarm;                /* below its promise */
 	int64_t alarm_since_us;    /* 0 unless in alarm */
+	uint64_t bytes;            /* footage of the class on disk (chunk bytes),
+	                              held footage excluded, as of the last
+	                              retention sweep; 0 until the footage is
+	                              counted after a start */
+	uint64_t share_bytes;      /* what its share allowed at that sweep
+	                              (share_pct of capacity less holds); 0 none */
 };
 
 struct stg_camera_retention {
@@ -434,6 +440,7 @@ struct stg_retention_stats {
 	uint32_t alarms;           /* classes below their promise */
 	uint64_t relocated_chunks, relocated_bytes;
 	uint64_t expired_chunks, purged_chunks;
+	uint64_t share_chunks;     /* removed to keep classes within their share */
 };
 
 /* Retention figures now: totals in *out, one entry per class in `classes`
