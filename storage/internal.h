@@ -368,9 +368,6 @@ void ret_sweep_after(struct stg *stg, void *arg);
 struct ret_class;
 const struct ret_class *ret_class_of(struct retention *r, uint32_t cam);
 int64_t ret_class_min(const struct ret_class *c);
-/* How long chunks of the class are copied forward beyond their promise so
- * that the room a share leaves is used (0: not at all); see retention.c. */
-int64_t ret_class_keep(const struct ret_class *c);
 bool ret_held(struct retention *r, uint32_t cam, int64_t start, int64_t end, int64_t now);
 bool ret_relocation_needed(struct retention *r);
 void ret_short(struct stg *stg, MDB_txn *t, uint32_t cam, const struct dir_entry *e, int64_t now);

@@ -214,21 +214,6 @@ static int by_start_desc(const void *a, const void *b)
 	return x->start_us < y->start_us ? 1 : x->start_us > y->start_us ? -1 : 0;
 }
 
-/* Copies the chunks of `cand` youngest first while the segment's copies
- * stay under half a segment, so that its reuse frees at least half. */
-static int copy_youngest(struct stg *stg, struct evac *ev, struct vol *v, uint32_t slot,
-                         struct dir_entry *cand, uint32_t n)
-{
-	if (n)
-		qsort(cand, n, sizeof *cand, by_start_desc);
-	uint64_t budget = v->hdr.segment_size / 2;
-	int err = 0;
-	for (uint32_t i = 0; i < n && !err; i++)
-		if (ev->bytes + cand[i].length <= budget)
-			err = add_copy(stg, ev, v, slot, &cand[i], false);
-	return err;
-}
-
 /* Plans (or tops up, when holds changed) the evacuation of (v, gen). */
 static int plan(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
                 const struct idx_segment *s, struct evac **out)
@@ -252,13 +237,12 @@ static int plan(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 		memcpy(e, d->e, n * sizeof *e);
 	pthread_mutex_unlock(&d->lock);
 	dc_put(stg->dc, d);
-	/* promised chunks from the front of cand, kept ones from its back */
 	if (!e || !(cand = malloc((n ? n : 1) * sizeof *cand))) {
 		free(e);
 		return -ENOMEM;
 	}
 	int64_t now = stg_now(stg);
-	uint32_t nc = 0, nk = 0;
+	uint32_t nc = 0;
 	for (uint32_t i = 0; i < n && !err; i++) {
 		if (copied(ev, &e[i]) || !live(t, stg, v, gen, &e[i]))
 			continue;
@@ -266,20 +250,17 @@ static int plan(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 			err = add_copy(stg, ev, v, s->slot, &e[i], true);
 			continue;
 		}
-		const struct ret_class *rc = ret_class_of(stg->ret, e[i].camera_id);
-		int64_t age = now - e[i].start_us, min = ret_class_min(rc);
-		if (fresh && min && age < min)
+		int64_t min = ret_class_min(ret_class_of(stg->ret, e[i].camera_id));
+		if (fresh && min && now - e[i].start_us < min)
 			cand[nc++] = e[i];
-		else if (fresh && ret_class_keep(rc) && age < ret_class_keep(rc))
-			cand[n - ++nk] = e[i];
 	}
-	/* promised chunks, youngest first, within half a segment; then, in
-	 * what is left of it, the chunks of classes filling the room a share
-	 * leaves (retention.c), youngest first */
-	if (!err)
-		err = copy_youngest(stg, ev, v, s->slot, cand, nc);
-	if (!err)
-		err = copy_youngest(stg, ev, v, s->slot, cand + n - nk, nk);
+	/* promised chunks, youngest first, within half a segment */
+	if (nc)
+		qsort(cand, nc, sizeof *cand, by_start_desc);
+	uint64_t budget = v->hdr.segment_size / 2;
+	for (uint32_t i = 0; i < nc && !err; i++)
+		if (ev->bytes + cand[i].length <= budget)
+			err = add_copy(stg, ev, v, s->slot, &cand[i], false);
 	free(cand);
 	free(e);
 	if (ev->n && v->writer)

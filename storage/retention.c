@@ -58,7 +58,6 @@ struct ret_class {
 	struct idx_class c;
 	bool alarm;
 	int64_t alarm_since;
-	int64_t keep_us;           /* copied forward this long (see shares) */
 	uint64_t bytes;            /* unheld footage at the last sweep */
 	uint64_t share_bytes;      /* what its share allowed then, 0 none */
 };
@@ -142,10 +141,6 @@ int64_t ret_class_min(const struct ret_class *c)
 	return c->c.min_us;
 }
 
-int64_t ret_class_keep(const struct ret_class *c)
-{
-	return c->keep_us;
-}
 
 static bool hold_active(const struct ret_hold *h, int64_t now)
 {
@@ -176,9 +171,9 @@ bool ret_relocation_needed(struct retention *r)
 	if (r->nholds)
 		return true;
 	for (int i = 0; i < r->ncls; i++)
-		if (r->cls[i].c.min_us || r->cls[i].keep_us)
+		if (r->cls[i].c.min_us)
 			return true;
-	return r->dflt.keep_us != 0;
+	return false;
 }
 
 struct vol *vol_by_index_id(struct stg *stg, uint16_t id)
@@ -1173,14 +1168,19 @@ static void fc_setup(struct fc_class *k, int64_t min_us, int64_t max_us, uint32_
 	}
 }
 
+/* The bytes the ring holds at this level. A class whose maximum (or
+ * share) cuts its footage below the level still fills the ring up to the
+ * level: what is removed early leaves zeroed space in its segments, which
+ * only the ring's reuse of the whole segment frees. */
 static double fc_level(const struct fc_class *k, int n, double level, bool promises_fit)
 {
 	double sum = 0;
 	for (int i = 0; i < n; i++) {
-		double d = promises_fit ? (level < k[i].min ? k[i].min : level) :
+		/* copies forward keep a class up to its promise, at most up to
+		 * its maximum */
+		double kept = k[i].min < k[i].max ? k[i].min : k[i].max;
+		double d = promises_fit ? (level < kept ? kept : level) :
 		                          (level < k[i].min ? level : k[i].min);
-		if (promises_fit && d > k[i].max)
-			d = k[i].max;
 		sum += k[i].rate * d;
 	}
 	return sum;
@@ -1390,36 +1390,6 @@ static void share_limits(struct stg *stg, struct shares *sh)
 	pthread_mutex_unlock(&r->lock);
 }
 
-/* Sets each class's keep_us: when a share holds a class below the water
- * level of the forecast, the classes at the level copy their chunks
- * forward (relocate.c) up to their forecast retention, so that the room
- * the share leaves is used; otherwise nothing beyond promises is copied. */
-static void share_keeps(struct stg *stg, uint64_t avail, int64_t now)
-{
-	struct retention *r = stg->ret;
-	static_assert(NSLOTS * sizeof(struct fc_class) <= 4096, "forecast fits the stack");
-	struct fc_class k[NSLOTS];
-	double rate[NSLOTS] = { 0 };
-	pthread_mutex_lock(&r->lock);
-	for (uint32_t i = 0; i < r->ncams; i++)
-		rate[slot_of(r, r->cams[i].cls)] += cam_rate(stg, &r->cams[i], now);
-	int n = r->ncls + 1;
-	for (int i = 0; i < n; i++) {
-		const struct idx_class *c = i < r->ncls ? &r->cls[i].c : &r->dflt.c;
-		fc_setup(&k[i], c->min_us, c->max_us, c->share_pct, rate[i], (double)avail);
-	}
-	bool fit, bound = false;
-	double level = forecast(k, n, (double)avail, &fit);
-	for (int i = 0; i < n; i++)
-		bound |= fit && k[i].by_share && k[i].days < level;
-	for (int i = 0; i < n; i++) {
-		struct ret_class *c = i < r->ncls ? &r->cls[i] : &r->dflt;
-		bool at_level = k[i].rate > 0 && !k[i].by_share && k[i].days >= level;
-		c->keep_us = bound && at_level ? (int64_t)(k[i].days * 1e6) : 0;
-	}
-	pthread_mutex_unlock(&r->lock);
-}
-
 static int64_t seg_start(const struct idx_segment *s)
 {
 	return seg_has_times(s) ? s->t_min : INT64_MIN;   /* copies only: look first */
@@ -1624,8 +1594,8 @@ static int trim_remove(MDB_txn *t, struct stg *stg, struct shares *sh, int64_t n
 }
 
 /* Holds every class with a share to share x C: measures, then removes
- * the oldest unheld footage of the classes above it. Also sets the copy
- * horizons (keep_us). Waits for the footage census (usage.c). */
+ * the oldest unheld footage of the classes above it. Waits for the
+ * footage census (usage.c). */
 static int share_sweep(MDB_txn *t, struct stg *stg, int64_t now, uint64_t *chunks,
                        uint64_t *bytes)
 {
@@ -1635,7 +1605,6 @@ static int share_sweep(MDB_txn *t, struct stg *stg, int64_t now, uint64_t *chunk
 	int err = held_bytes(t, stg, now, sh);
 	if (err)
 		return err;
-	share_keeps(stg, share_capacity(stg, sh), now);
 	if (!use_ready(stg))
 		return 0;
 	class_bytes(stg, sh->bytes);
