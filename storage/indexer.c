@@ -368,6 +368,29 @@ int indexer_call(struct stg *stg, idx_call_fn fn, idx_after_fn after, void *arg)
 	return result;
 }
 
+/* One step of the periodic retention work, in a transaction of its own. */
+static void sweep_step(struct stg *stg, idx_call_fn fn, idx_after_fn after, const char *what)
+{
+	struct imsg *m = calloc(1, sizeof *m);
+	void *arg = calloc(1, 512);
+	if (!m || !arg) {
+		free(m);
+		free(arg);
+		LOG_ERR("event=retention_sweep_skipped step=%s err=\"%s\"", what,
+		        stg_strerror(-ENOMEM));
+		return;
+	}
+	int result = 0;
+	m->call = fn;
+	m->after = after;
+	m->arg = arg;
+	m->result = &result;
+	run_call(stg, m);
+	if (result)
+		LOG_ERR("event=retention_sweep_failed step=%s err=\"%s\"", what, stg_strerror(result));
+	free(arg);
+}
+
 /* The periodic retention work, every retention_interval_ms. */
 static void maybe_sweep(struct stg *stg, int64_t *next_us)
 {
@@ -375,23 +398,8 @@ static void maybe_sweep(struct stg *stg, int64_t *next_us)
 	if (now < *next_us)
 		return;
 	*next_us = now + (int64_t)stg->cfg.retention_interval_ms * 1000;
-	struct imsg *m = calloc(1, sizeof *m);
-	void *arg = calloc(1, 512);
-	if (!m || !arg) {
-		free(m);
-		free(arg);
-		LOG_ERR("event=retention_sweep_skipped err=\"%s\"", stg_strerror(-ENOMEM));
-		return;
-	}
-	int result = 0;
-	m->call = ret_sweep;
-	m->after = ret_sweep_after;
-	m->arg = arg;
-	m->result = &result;
-	run_call(stg, m);
-	if (result)
-		LOG_ERR("event=retention_sweep_failed err=\"%s\"", stg_strerror(result));
-	free(arg);
+	sweep_step(stg, ret_sweep, ret_sweep_after, "maximum");
+	sweep_step(stg, ret_shares, ret_shares_after, "shares");
 }
 
 /* A slice of the footage census (usage.c) when one is due; *at is when

@@ -360,13 +360,18 @@ void ret_reclaim_committed(struct stg *stg, struct vol *v, uint32_t gen);
 bool ret_copy_landed(struct stg *stg, struct vol *v, uint32_t gen, const struct dir_entry *e);
 /* A chunk was indexed: counts it in its camera's ingest rate. */
 void ret_note_chunk(struct stg *stg, const struct dir_entry *e);
-/* The periodic work (maximum retention, hold expiry, alarms). */
+/* The periodic work (maximum retention, hold expiry, alarms), then in a
+ * transaction of its own the shares (so that a failure of one leaves the
+ * other done). Both take indexer.c's 512 zeroed bytes as arg. */
 int ret_sweep(MDB_txn *t, struct stg *stg, void *arg);
 void ret_sweep_after(struct stg *stg, void *arg);
+int ret_shares(MDB_txn *t, struct stg *stg, void *arg);
+void ret_shares_after(struct stg *stg, void *arg);
 
 /* Shared between retention.c and relocate.c (index thread). */
 struct ret_class;
 const struct ret_class *ret_class_of(struct retention *r, uint32_t cam);
+/* The promise relocation keeps (0 while the class is over its share). */
 int64_t ret_class_min(const struct ret_class *c);
 bool ret_held(struct retention *r, uint32_t cam, int64_t start, int64_t end, int64_t now);
 bool ret_relocation_needed(struct retention *r);

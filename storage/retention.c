@@ -60,6 +60,7 @@ struct ret_class {
 	int64_t alarm_since;
 	uint64_t bytes;            /* unheld footage at the last sweep */
 	uint64_t share_bytes;      /* what its share allowed then, 0 none */
+	bool at_share;             /* held to its share (sweep, index thread) */
 };
 
 struct ret_cam {
@@ -138,7 +139,8 @@ const struct ret_class *ret_class_of(struct retention *r, uint32_t cam)
 
 int64_t ret_class_min(const struct ret_class *c)
 {
-	return c->c.min_us;
+	/* the share wins: copies would only make its oldest footage go */
+	return c->at_share ? 0 : c->c.min_us;
 }
 
 
@@ -1390,6 +1392,32 @@ static void share_limits(struct stg *stg, struct shares *sh)
 	pthread_mutex_unlock(&r->lock);
 }
 
+/* Marks the classes held to their share: above it at this sweep, and
+ * until they fall below 90% of it (so that a sweep that finds nothing new
+ * indexed does not flip it). Relocation does not copy their promised
+ * chunks: the share wins, and a copy would only push out younger footage
+ * of the same class (and, copying each time round, speed up the ring for
+ * every class). */
+static void share_held_to(struct stg *stg, const struct shares *sh)
+{
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	for (int k = 0; k < r->ncls; k++) {
+		struct ret_class *c = &r->cls[k];
+		uint64_t unheld = sh->bytes[k] > sh->held[k] ? sh->bytes[k] - sh->held[k] : 0;
+		bool was = c->at_share;
+		if (sh->excess[k])
+			c->at_share = true;
+		else if (!c->c.share_pct || unheld < sh->limit[k] / 10 * 9)
+			c->at_share = false;
+		if (was != c->at_share)
+			LOG_INFO("event=class_%s_share class=%s share_pct=%u bytes=%llu",
+			         c->at_share ? "at" : "below", c->name, c->c.share_pct,
+			         (unsigned long long)unheld);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 static int64_t seg_start(const struct idx_segment *s)
 {
 	return seg_has_times(s) ? s->t_min : INT64_MIN;   /* copies only: look first */
@@ -1614,6 +1642,7 @@ static int share_sweep(MDB_txn *t, struct stg *stg, int64_t now, uint64_t *chunk
 		memset(sh->from, 0, sizeof sh->from);
 		r->trim_reset = false;
 	}
+	share_held_to(stg, sh);
 	bool over = false;
 	for (int k = 0; k < NSLOTS; k++)
 		over |= sh->excess[k] != 0;
@@ -1649,7 +1678,6 @@ static void share_publish(struct stg *stg)
 
 struct sweep_arg {
 	uint64_t expired;
-	uint64_t trimmed, trimmed_bytes;   /* removed to keep shares */
 	uint64_t expired_holds[16];
 	int nexpired_holds;
 };
@@ -1723,10 +1751,7 @@ int ret_sweep(MDB_txn *t, struct stg *stg, void *arg)
 		cam++;
 	}
 	mdb_cursor_close(c);
-	if (err != MDB_NOTFOUND)
-		return err;
-	/* then the shares, of what maximum retention left */
-	return share_sweep(t, stg, now, &a->trimmed, &a->trimmed_bytes);
+	return err == MDB_NOTFOUND ? 0 : err;
 }
 
 void ret_sweep_after(struct stg *stg, void *arg)
@@ -1740,17 +1765,36 @@ void ret_sweep_after(struct stg *stg, void *arg)
 	if (a->nexpired_holds)
 		r->trim_reset = true;
 	r->expired += a->expired;
-	r->trimmed += a->trimmed;
 	pthread_mutex_unlock(&r->lock);
 	for (int i = 0; i < a->nexpired_holds; i++)
 		LOG_INFO("event=hold_expired id=%llu", (unsigned long long)a->expired_holds[i]);
 	if (a->expired)
 		LOG_INFO("event=footage_expired chunks=%llu", (unsigned long long)a->expired);
-	if (a->trimmed)
-		LOG_INFO("event=footage_over_share_removed chunks=%llu bytes=%llu",
-		         (unsigned long long)a->trimmed, (unsigned long long)a->trimmed_bytes);
-	share_publish(stg);
 	alarms_update(stg, now);
+}
+
+struct share_arg {
+	uint64_t chunks, bytes;    /* removed to keep the shares */
+};
+static_assert(sizeof(struct share_arg) <= 512, "share_arg fits the indexer's buffer");
+
+int ret_shares(MDB_txn *t, struct stg *stg, void *arg)
+{
+	struct share_arg *a = arg;
+	memset(a, 0, sizeof *a);
+	return share_sweep(t, stg, stg_now(stg), &a->chunks, &a->bytes);
+}
+
+void ret_shares_after(struct stg *stg, void *arg)
+{
+	struct share_arg *a = arg;
+	pthread_mutex_lock(&stg->ret->lock);
+	stg->ret->trimmed += a->chunks;
+	pthread_mutex_unlock(&stg->ret->lock);
+	if (a->chunks)
+		LOG_INFO("event=footage_over_share_removed chunks=%llu bytes=%llu",
+		         (unsigned long long)a->chunks, (unsigned long long)a->bytes);
+	share_publish(stg);
 }
 
 /* Recomputes the bytes each hold keeps (after the sweep, read-only). */
@@ -1787,7 +1831,10 @@ static int holds_measure_fn(MDB_txn *t, struct stg *stg, void *arg)
 int stg_retention_enforce(struct stg *stg)
 {
 	struct sweep_arg a;
+	struct share_arg b;
 	int err = indexer_call(stg, ret_sweep, ret_sweep_after, &a);
+	if (!err)
+		err = indexer_call(stg, ret_shares, ret_shares_after, &b);
 	if (!err)
 		err = indexer_call(stg, holds_measure_fn, NULL, NULL);
 	return err;

@@ -287,7 +287,8 @@ static int census_begin(MDB_txn *t, struct stg *stg)
 	return 0;
 }
 
-/* Adds the indexed chunks of (v, gen). A sealed directory is sorted by
+/* Adds the indexed chunks of (v, gen). The entries are copied out first
+ * (readers take the directory's lock); a sealed directory is sorted by
  * camera and time, so one range lookup usually serves a camera's run. */
 static int census_segment(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen)
 {
@@ -302,23 +303,28 @@ static int census_segment(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t g
 		return 0;
 	}
 	pthread_mutex_lock(&d->lock);
+	uint32_t n = d->visible;
+	struct dir_entry *e = malloc((n ? n : 1) * sizeof *e);
+	if (e && n)
+		memcpy(e, d->e, n * sizeof *e);
+	pthread_mutex_unlock(&d->lock);
+	dc_put(stg->dc, d);
+	if (!e)
+		return -ENOMEM;
 	int64_t rstart = 0;
 	struct idx_range r = { 0 };
 	bool have = false;
 	uint32_t rcam = 0;
-	for (uint32_t i = 0; i < d->visible && !err; i++) {
-		const struct dir_entry *e = &d->e[i];
-		bool in = have && rcam == e->camera_id && idx_range_holds(rstart, &r, v->id, gen, e);
-		if (!in) {
-			have = !idx_range_containing(t, stg->ix, e->camera_id, e->start_us, &rstart, &r);
-			rcam = e->camera_id;
-			in = have && idx_range_holds(rstart, &r, v->id, gen, e);
+	for (uint32_t i = 0; i < n && !err; i++) {
+		if (!have || rcam != e[i].camera_id || !idx_range_holds(rstart, &r, v->id, gen, &e[i])) {
+			have = !idx_range_containing(t, stg->ix, e[i].camera_id, e[i].start_us,
+			                             &rstart, &r);
+			rcam = e[i].camera_id;
 		}
-		if (in)
-			err = cam_add(stg->use, e->camera_id, e->length);
+		if (have && idx_range_holds(rstart, &r, v->id, gen, &e[i]))
+			err = cam_add(stg->use, e[i].camera_id, e[i].length);
 	}
-	pthread_mutex_unlock(&d->lock);
-	dc_put(stg->dc, d);
+	free(e);
 	return err;
 }
 

@@ -611,8 +611,9 @@ static struct street_key run_street_key(uint32_t share, int64_t street_min)
 	int64_t key_oldest = oldest(e.stg, 2) < oldest(e.stg, 3) ? oldest(e.stg, 2) : oldest(e.stg, 3);
 	out.key_days = (now - key_oldest) / (double)DAY;
 	fprintf(stderr, "share %u%%: street %.2f days (forecast %.2f), key %.2f days (forecast %.2f), "
-	        "removed for the share %llu chunks\n", share, out.street_days, out.street_fc,
-	        out.key_days, out.key_fc, (unsigned long long)rs.share_chunks);
+	        "removed for the share %llu chunks, relocated %llu\n", share, out.street_days,
+	        out.street_fc, out.key_days, out.key_fc, (unsigned long long)rs.share_chunks,
+	        (unsigned long long)rs.relocated_chunks);
 	/* the engine's counts are the bytes on disk, exactly */
 	uint64_t street_bytes = all_bytes(e.stg, 1);
 	uint64_t key_bytes = all_bytes(e.stg, 2) + all_bytes(e.stg, 3);
