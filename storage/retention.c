@@ -88,7 +88,8 @@ struct retention {
 	int nholds;
 	uint64_t next_hold;
 	uint64_t expired, purged, trimmed;
-	bool trim_reset;           /* classes or holds changed: walk from the start */
+	bool trim_reset;           /* classes or holds changed: shares measure
+	                              holds again and walk from the start */
 	struct shares *shares;     /* the sweep's work space (index thread) */
 };
 
@@ -1048,6 +1049,7 @@ static void hold_create_after(struct stg *stg, void *arg)
 		r->holds[r->nholds++] = a->made;
 		r->next_hold = a->made.id + 1;
 	}
+	r->trim_reset = true;
 	pthread_mutex_unlock(&r->lock);
 	if (!n)   /* in the index: loaded at the next start */
 		LOG_ERR("event=hold_not_in_memory id=%llu", (unsigned long long)a->made.id);
@@ -1228,6 +1230,7 @@ struct trim_cand {
 /* The sweep's work space for shares (index thread), kept between sweeps. */
 struct shares {
 	bool measured;             /* the figures below are this sweep's */
+	bool held_valid;           /* held[] and held_all still hold */
 	uint64_t bytes[NSLOTS];    /* indexed footage per class, held included */
 	uint64_t held[NSLOTS];     /* of which holds keep */
 	uint64_t limit[NSLOTS];    /* share x C */
@@ -1630,25 +1633,41 @@ static int share_sweep(MDB_txn *t, struct stg *stg, int64_t now, uint64_t *chunk
 	struct retention *r = stg->ret;
 	struct shares *sh = r->shares;
 	sh->measured = false;
-	int err = held_bytes(t, stg, now, sh);
-	if (err)
-		return err;
-	if (!use_ready(stg))
+	pthread_mutex_lock(&r->lock);
+	bool any = false, changed = r->trim_reset;
+	for (int k = 0; k < r->ncls; k++)
+		any |= r->cls[k].c.share_pct != 0;
+	r->trim_reset = false;
+	pthread_mutex_unlock(&r->lock);
+	if (changed) {
+		memset(sh->from, 0, sizeof sh->from);
+		sh->held_valid = false;
+	}
+	if (!any) {                /* no share (any more): none is held to one */
+		memset(sh->excess, 0, sizeof sh->excess);
+		share_held_to(stg, sh);
 		return 0;
+	}
+	if (!use_ready(stg))       /* the census after a start is not done */
+		return 0;
+	/* what holds keep changes only with holds and classes (held chunks
+	 * are never removed, and no footage joins a window in the past) */
+	if (!sh->held_valid) {
+		int err = held_bytes(t, stg, now, sh);
+		if (err)
+			return err;
+		sh->held_valid = true;
+	}
 	class_bytes(stg, sh->bytes);
 	share_limits(stg, sh);
 	sh->measured = true;
-	if (r->trim_reset) {
-		memset(sh->from, 0, sizeof sh->from);
-		r->trim_reset = false;
-	}
 	share_held_to(stg, sh);
 	bool over = false;
 	for (int k = 0; k < NSLOTS; k++)
 		over |= sh->excess[k] != 0;
 	if (!over)
 		return 0;
-	err = trim_walk(t, stg, sh, now);
+	int err = trim_walk(t, stg, sh, now);
 	if (!err)
 		err = trim_remove(t, stg, sh, now, chunks, bytes);
 	if (!err)

@@ -614,12 +614,13 @@ static struct street_key run_street_key(uint32_t share, int64_t street_min)
 	        "removed for the share %llu chunks, relocated %llu\n", share, out.street_days,
 	        out.street_fc, out.key_days, out.key_fc, (unsigned long long)rs.share_chunks,
 	        (unsigned long long)rs.relocated_chunks);
-	/* the engine's counts are the bytes on disk, exactly */
+	/* the engine's counts are the bytes on disk, exactly (published
+	 * while some class has a share) */
 	uint64_t street_bytes = all_bytes(e.stg, 1);
 	uint64_t key_bytes = all_bytes(e.stg, 2) + all_bytes(e.stg, 3);
-	cr_assert_eq(st.bytes, street_bytes, "street counted %llu, on disk %llu",
+	cr_assert_eq(st.bytes, share ? street_bytes : 0, "street counted %llu, on disk %llu",
 	             (unsigned long long)st.bytes, (unsigned long long)street_bytes);
-	cr_assert_eq(key.bytes, key_bytes, "key counted %llu, on disk %llu",
+	cr_assert_eq(key.bytes, share ? key_bytes : 0, "key counted %llu, on disk %llu",
 	             (unsigned long long)key.bytes, (unsigned long long)key_bytes);
 	if (share) {
 		/* measured right after a sweep: within the share, whole chunks */
