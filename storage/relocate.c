@@ -16,7 +16,8 @@
  *  - chunks within their class's promise, youngest first, while all copies
  *    of the segment stay under half a segment, so that every reuse frees at
  *    least half a segment and the ring keeps moving; what does not fit is
- *    reclaimed, and its class is then in alarm (retention.c);
+ *    reclaimed, and its class is then in alarm (retention.c); not while
+ *    the class is held to its share (the share wins, retention.c);
  *  - everything else is reclaimed: classes past their promise lose their
  *    oldest footage first.
  * A segment is reclaimed once its held copies are on disk and indexed;

@@ -1,22 +1,51 @@
 /*
- * retention.c - retention classes, legal holds, maximum retention, purges,
- * alarms and the capacity forecast.
+ * retention.c - retention classes, legal holds, maximum retention, shares
+ * of capacity, purges, alarms and the capacity forecast.
  *
  * DESIGN
  * Segments mix the chunks of every camera, so retention works at two
  * granularities:
  *  - Chunks, for removal before the ring gets there: maximum retention
- *    (class max_us) and purges take a camera's chunks out of its ranges
- *    (idx_cut) and overwrite their records with zeros on disk, so the bytes
- *    are gone, not only unindexed. A sealed segment's directory is written
- *    again without them; the open segment's directory loses them in memory
- *    (its record on disk, written at seal, may still list them: offsets and
- *    times of zeroed bytes, never video).
+ *    (class max_us), shares and purges take a camera's chunks out of its
+ *    ranges (idx_cut) and overwrite their records with zeros on disk, so
+ *    the bytes are gone, not only unindexed. A sealed segment's directory
+ *    is written again without them; the open segment's directory loses
+ *    them in memory (its record on disk, written at seal, may still list
+ *    them: offsets and times of zeroed bytes, never video).
  *  - Segments, for space: the ring still reuses whole segments, but
  *    relocate.c first copies forward the chunks of the victim that must
  *    outlive it (held ones; and ones younger than their class's promised
  *    minimum, youngest first, while the copies stay under half a segment),
  *    and skips a victim whose held chunks are not copied yet.
+ *
+ * Shares. A class with share_pct keeps at most share_pct% of C (see the
+ * forecast below) in unheld footage. Each sweep (every
+ * retention_interval_ms, after maximum retention, in a transaction of its
+ * own) sums the class's bytes from usage.c's per-camera counts (kept as
+ * chunks enter and leave the index, so that a sweep walks an array, not
+ * the disks), leaves out what holds keep (held footage counts toward the
+ * holds, which C leaves out already, and is never removed), and removes
+ * the oldest unheld chunks of a class above its share until it is at or
+ * under it: whole chunks, oldest first across its cameras, found by
+ * walking segments oldest first across volumes (at most TRIM_SEGMENTS a
+ * sweep, from where the last walk left the class's footage), removed as
+ * maximum retention removes them. A chunk copied forward (a hold's or a
+ * promise's copy) lies in a younger segment than its time says: it goes
+ * when the walk gets there.
+ *  - The share wins over the class's own promise: it is the operator's
+ *    explicit cap. Promised footage it removes puts the class in alarm
+ *    (the alarm of the ring's losses), and while a class is held to its
+ *    share (above it at a sweep, until it is under 90% of it) relocation
+ *    does not copy its promised chunks: a copy would only make younger
+ *    footage of the class go, and copying every time round speeds the
+ *    ring up for every class.
+ *  - Space removed for a share (or a maximum) is zeroed but stays in its
+ *    segment until the ring reuses the segment: other classes do not gain
+ *    it. Giving it to them means copying their chunks forward every time
+ *    round; tried, that doubled the disk writes and left holes in their
+ *    footage where the half-segment copy budget ran out.
+ *  - Shares may add up to more than 100 (logged; the configuration file
+ *    refuses it): each is held on its own.
  *
  * Ordering of a purge or an expiry (index thread, one transaction):
  *  1. check holds (a purge that touches held footage changes nothing);
@@ -27,21 +56,29 @@
  * A crash between 3 and 4 leaves index entries that point at zeros: readers
  * skip them as damaged and fsck reports them; footage never comes back.
  *
- * Invariants kept here: a held chunk is never zeroed nor cut; a purge
- * under a hold changes nothing; every decision reads stg_now().
+ * Invariants kept here: a held chunk is never zeroed nor cut (by expiry,
+ * shares or purges); a purge under a hold changes nothing; every decision
+ * reads stg_now().
  *
  * State: classes, camera classes and holds are in the index (format.h,
  * index version 2) and in memory (struct retention, guarded by its mutex:
  * the index thread changes it, stats readers read it). Ingest rates are
  * kept in memory only, per camera, over two windows of rate_window_s of
- * footage time (a sliding-window estimate).
+ * footage time (a sliding-window estimate). The shares' work space
+ * (struct shares) is the index thread's; readers see the class bytes it
+ * publishes after each sweep.
  *
  * Forecast: capacity C = per volume (segments - reserve - 1/2 open) x
  * segment size, less what holds keep. Each class k with ingest rate R_k
- * gets a retention d_k(L) = clamp(L, min_k, max'_k) for the level L where
- * sum R_k d_k = C (max'_k is max_k, lowered to share_k x C / R_k); if even
- * the promises do not fit, d_k = min(min_k, L): the oldest footage goes
- * first. That is the steady state of the reclaim order above.
+ * gets a retention d_k(L) = clamp(L, min_k, max'_k) (max'_k is max_k,
+ * lowered to share_k x C / R_k) for the level L where the ring is full:
+ * sum R_k max(L, min(min_k, max'_k)) = C. A class cut below the level by
+ * its maximum or share still fills the ring up to the level (what is
+ * removed early is zeroed space until the ring reuses its segment), so L
+ * is the ring's age and the other classes do not gain from the cut. If
+ * even the promises do not fit, d_k = min(min_k, L) with sum R_k d_k = C:
+ * the oldest footage goes first. That is the steady state of the reclaim
+ * order above.
  */
 #include <errno.h>
 #include <stdio.h>
