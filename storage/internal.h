@@ -371,7 +371,7 @@ void ret_shares_after(struct stg *stg, void *arg);
 /* Shared between retention.c and relocate.c (index thread). */
 struct ret_class;
 const struct ret_class *ret_class_of(struct retention *r, uint32_t cam);
-/* The promise relocation keeps (0 while the class is over its share). */
+/* The promise relocation keeps (0 while the class is held to its share). */
 int64_t ret_class_min(const struct ret_class *c);
 bool ret_held(struct retention *r, uint32_t cam, int64_t start, int64_t end, int64_t now);
 bool ret_relocation_needed(struct retention *r);
