@@ -1,8 +1,8 @@
 /*
- * test_retention.c - retention classes, maximum retention, alarms, the
- * reclaim order, legal holds across ring wraps, purges and the forecast,
- * on tiny volumes with the engine's clock injected, so that days of
- * footage and many ring wraps take seconds.
+ * test_retention.c - retention classes, maximum retention, shares of
+ * capacity, alarms, the reclaim order, legal holds across ring wraps,
+ * purges and the forecast, on tiny volumes with the engine's clock
+ * injected, so that days of footage and many ring wraps take seconds.
  *
  * Footage here is sparse: a camera sends a burst of BURST frames (a key
  * frame and P frames, 40 ms apart) every `step` of simulated time, and the
