@@ -90,7 +90,10 @@ const struct config_option config_options[] = {
 	ELEM(struct config_class, "class", "max_days", CONFIG_UINT, uint64_t, max_days, "0", 0,
 	     36500, "footage is deleted after this many days; 0 keeps it while space allows"),
 	ELEM(struct config_class, "class", "share", CONFIG_UINT, uint64_t, share, "0", 0, 100,
-	     "percent of the disk space reserved for this class"),
+	     "at most this percent of the disk space (less what legal holds keep) holds "
+	     "this class's footage; beyond it the oldest is deleted, even within min_days "
+	     "(the class is then in alarm); the space freed serves other classes only "
+	     "when the ring reuses it; shares add up to at most 100; 0: no limit"),
 
 	UINT("ingest", "loops", loops, "1", 1, 64, "loops", CONFIG_RESTART,
 	     "RTSP event-loop threads (a camera belongs to loop id mod loops)"),

@@ -234,7 +234,7 @@ static int merge_fn(MDB_txn *t, struct fsck *f, void *arg)
 	int err = 0;
 	for (size_t i = a->from; i < a->to && !err; i++)
 		err = idx_merge_chunk(t, f->stg->ix, f->all[i].vol, f->all[i].gen,
-		                      f->stg->cfg.gap_us, &f->all[i].e);
+		                      f->stg->cfg.gap_us, &f->all[i].e, NULL);
 	return err;
 }
 

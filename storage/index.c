@@ -248,6 +248,29 @@ int idx_foreach_segment(MDB_txn *t, struct index *ix, uint16_t vol,
 	return err == MDB_NOTFOUND ? 0 : err;
 }
 
+int idx_next_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t from,
+                     uint32_t *gen, struct idx_segment *out)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, ix->segments, &c);
+	if (err)
+		return err;
+	struct seg_key sk;
+	seg_key_make(&sk, vol, from);
+	MDB_val k = { sizeof sk, &sk }, d;
+	err = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	if (!err) {
+		uint16_t vid;
+		seg_key_parse(k.mv_data, &vid, gen);
+		if (vid != vol || d.mv_size != sizeof *out)
+			err = MDB_NOTFOUND;
+		else
+			memcpy(out, d.mv_data, sizeof *out);
+	}
+	mdb_cursor_close(c);
+	return err;
+}
+
 int idx_segment_add_chunk(MDB_txn *t, struct index *ix, uint16_t vol,
                           uint32_t gen, const struct dir_entry *e)
 {
@@ -312,8 +335,10 @@ static bool continues(const struct idx_range *r, int64_t rstart, uint16_t vol,
 }
 
 int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
-                    uint32_t gap_us, const struct dir_entry *e)
+                    uint32_t gap_us, const struct dir_entry *e, bool *indexed)
 {
+	if (indexed)
+		*indexed = false;
 	MDB_cursor *c;
 	int err = mdb_cursor_open(t, ix->ranges, &c);
 	if (err)
@@ -328,6 +353,8 @@ int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 		err = 0;
 	} else if (err == 0 && continues(&r, rstart, vol, gen, gap_us, e)) {
 		/* continues (or is already inside) this range */
+		if (indexed)
+			*indexed = e->end_us > r.end_us;
 		if (e->end_us > r.end_us)
 			r.end_us = e->end_us;
 		if (gen > r.last_gen)
@@ -351,6 +378,8 @@ int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 		range_key_make(&rk, e->camera_id, e->start_us);
 		MDB_val k = { sizeof rk, &rk }, d = { sizeof nr, &nr };
 		err = mdb_cursor_put(c, &k, &d, 0);
+		if (indexed)
+			*indexed = err == 0;
 	}
 	mdb_cursor_close(c);
 	return err;
@@ -368,6 +397,22 @@ int idx_range_containing(MDB_txn *t, struct index *ix, uint32_t cam, int64_t at,
 	if (!err && r->end_us <= at)
 		err = MDB_NOTFOUND;
 	return err;
+}
+
+bool idx_chunk_indexed(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
+                       const struct dir_entry *e, int64_t *rstart, struct idx_range *r)
+{
+	if (idx_range_containing(t, ix, e->camera_id, e->start_us, rstart, r))
+		return false;
+	return idx_range_holds(*rstart, r, vol, gen, e);
+}
+
+bool idx_range_holds(int64_t rstart, const struct idx_range *r, uint16_t vol, uint32_t gen,
+                     const struct dir_entry *e)
+{
+	return r->vol == vol && gen >= r->first_gen && gen <= r->last_gen &&
+	       !!(r->flags & RANGE_RELOCATED) == !!(e->flags & REC_RELOCATED) &&
+	       e->start_us >= rstart && e->start_us < r->end_us;
 }
 
 /* The kind of chunk a range is made of (REC_RELOCATED or 0). */
@@ -494,6 +539,8 @@ int idx_cut_chunks(MDB_txn *t, struct stg *stg, uint16_t vol, const struct loc_e
 			return err;
 		if (cut)
 			*cut += j - i + 1;
+		for (size_t k = i; k <= j; k++)
+			use_chunk_out(stg, vol, c[k].gen, &c[k].e);
 		i = j + 1;
 	}
 	return 0;
@@ -527,9 +574,12 @@ int idx_reclaim_gen(MDB_txn *t, struct stg *stg, uint16_t vol, uint32_t gen)
 		err = idx_cut_chunks(t, stg, vol, copy, n, NULL);
 		free(copy);
 	} else {
-		/* Directory unreadable: drop every range whose first gen this is. */
+		/* Directory unreadable: drop every range whose first gen this is.
+		 * Which chunks went is unknown: the bytes per camera are counted
+		 * again (usage.c). */
 		LOG_WARN("event=reclaim_without_directory vol=%u gen=%u err=\"%s\"",
 		         vol, gen, stg_strerror(err));
+		use_recount(stg);
 		err = 0;
 		MDB_cursor *c;
 		mdb_cursor_open(t, stg->ix->ranges, &c);

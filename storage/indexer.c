@@ -184,7 +184,10 @@ static int apply_chunks(MDB_txn *t, struct stg *stg, struct imsg *m)
 				return err;
 			continue;
 		}
-		err = idx_merge_chunk(t, stg->ix, m->vol->id, m->gen, stg->cfg.gap_us, e);
+		bool indexed;
+		err = idx_merge_chunk(t, stg->ix, m->vol->id, m->gen, stg->cfg.gap_us, e, &indexed);
+		if (!err && indexed)
+			use_chunk_in(stg, m->vol->id, m->gen, e);
 		if (!err)
 			err = idx_segment_add_chunk(t, stg->ix, m->vol->id, m->gen, e);
 		if (err)
@@ -203,6 +206,21 @@ static int apply_seal(MDB_txn *t, struct stg *stg, struct imsg *m)
 	s.dir_off = m->dir_off;
 	s.dir_len = m->dir_len;
 	return idx_put_segment(t, stg->ix, m->vol->id, m->gen, &s);
+}
+
+/* Ends write transaction t: commits it unless err, and applies or drops
+ * the footage counts it changed (usage.c) accordingly. */
+static int commit_or_abort(struct stg *stg, MDB_txn *t, int err)
+{
+	if (err)
+		mdb_txn_abort(t);
+	else
+		err = idx_write_commit(stg->ix, t);
+	if (err)
+		use_abort(stg);
+	else
+		use_commit(stg);
+	return err;
 }
 
 /* Applies a batch of messages in one transaction. Returns MDB_MAP_FULL if
@@ -236,11 +254,7 @@ static int apply_batch(struct stg *stg, struct imsg *head, struct prepared *prep
 			}
 		}
 	}
-	if (err) {
-		mdb_txn_abort(t);
-		return err;
-	}
-	return idx_write_commit(stg->ix, t);
+	return commit_or_abort(stg, t, err);
 }
 
 /* Applies post-commit effects and frees the messages, except those to
@@ -321,12 +335,7 @@ static void run_call(struct stg *stg, struct imsg *m)
 		err = idx_write_begin(stg->ix, &t);
 		if (err)
 			break;
-		err = m->call(t, stg, m->arg);
-		if (err) {
-			mdb_txn_abort(t);
-		} else {
-			err = idx_write_commit(stg->ix, t);
-		}
+		err = commit_or_abort(stg, t, m->call(t, stg, m->arg));
 		if (err != MDB_MAP_FULL || idx_grow(stg->ix))
 			break;
 	}
@@ -359,6 +368,29 @@ int indexer_call(struct stg *stg, idx_call_fn fn, idx_after_fn after, void *arg)
 	return result;
 }
 
+/* One step of the periodic retention work, in a transaction of its own. */
+static void sweep_step(struct stg *stg, idx_call_fn fn, idx_after_fn after, const char *what)
+{
+	struct imsg *m = calloc(1, sizeof *m);
+	void *arg = calloc(1, 512);
+	if (!m || !arg) {
+		free(m);
+		free(arg);
+		LOG_ERR("event=retention_sweep_skipped step=%s err=\"%s\"", what,
+		        stg_strerror(-ENOMEM));
+		return;
+	}
+	int result = 0;
+	m->call = fn;
+	m->after = after;
+	m->arg = arg;
+	m->result = &result;
+	run_call(stg, m);
+	if (result)
+		LOG_ERR("event=retention_sweep_failed step=%s err=\"%s\"", what, stg_strerror(result));
+	free(arg);
+}
+
 /* The periodic retention work, every retention_interval_ms. */
 static void maybe_sweep(struct stg *stg, int64_t *next_us)
 {
@@ -366,23 +398,19 @@ static void maybe_sweep(struct stg *stg, int64_t *next_us)
 	if (now < *next_us)
 		return;
 	*next_us = now + (int64_t)stg->cfg.retention_interval_ms * 1000;
-	struct imsg *m = calloc(1, sizeof *m);
-	void *arg = calloc(1, 512);
-	if (!m || !arg) {
-		free(m);
-		free(arg);
-		LOG_ERR("event=retention_sweep_skipped err=\"%s\"", stg_strerror(-ENOMEM));
+	sweep_step(stg, ret_sweep, ret_sweep_after, "maximum");
+	sweep_step(stg, ret_shares, ret_shares_after, "shares");
+}
+
+/* A slice of the footage census (usage.c) when one is due; *at is when
+ * the next is (INT64_MAX: none pending, look again next time round). */
+static void maybe_census(struct stg *stg, int64_t *at)
+{
+	int64_t now = stg_realtime_us();
+	if (*at != INT64_MAX && now < *at)
 		return;
-	}
-	int result = 0;
-	m->call = ret_sweep;
-	m->after = ret_sweep_after;
-	m->arg = arg;
-	m->result = &result;
-	run_call(stg, m);
-	if (result)
-		LOG_ERR("event=retention_sweep_failed err=\"%s\"", stg_strerror(result));
-	free(arg);
+	int ms = use_census_step(stg);
+	*at = ms < 0 ? INT64_MAX : now + (int64_t)ms * 1000;
 }
 
 /* Moves the messages of `type` out of the list *head, keeping both orders. */
@@ -408,11 +436,16 @@ static void *indexer_main(void *arg)
 	struct stg *stg = arg;
 	struct imsg *retry = NULL;     /* segment requests waiting for a seal */
 	int64_t next_sweep = stg_realtime_us() + (int64_t)stg->cfg.retention_interval_ms * 1000;
+	int64_t census_at = 0;         /* due at once: use_start */
+	use_start(stg);
 	pthread_mutex_lock(&stg->ix_lock);
 	for (;;) {
 		while (!stg->ix_head && !stg->ix_stop) {
-			/* wake for retries (50 ms) and for the retention sweep */
-			int64_t wait_ms = retry ? 50 : (next_sweep - stg_realtime_us()) / 1000 + 1;
+			/* wake for retries (50 ms), the retention sweep and the census */
+			int64_t now = stg_realtime_us();
+			int64_t wait_ms = retry ? 50 : (next_sweep - now) / 1000 + 1;
+			if (census_at != INT64_MAX && (census_at - now) / 1000 < wait_ms)
+				wait_ms = (census_at - now) / 1000;
 			if (wait_ms <= 0)
 				break;
 			struct timespec ts;
@@ -455,6 +488,7 @@ static void *indexer_main(void *arg)
 			run_call(stg, m);
 		}
 		maybe_sweep(stg, &next_sweep);
+		maybe_census(stg, &census_at);
 		pthread_mutex_lock(&stg->ix_lock);
 		if (stg->ix_stop && retry && !stg->ix_head) {
 			for (struct imsg *m = retry, *n; m; m = n) {

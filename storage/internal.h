@@ -179,9 +179,10 @@ int segdir_last_before(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
                        struct dir_entry *out);
 int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
                        struct dir_entry *out);
-/* Removes the entries of cam starting at the given times (purged chunks)
- * from a directory in memory; returns how many were removed. */
-uint32_t segdir_remove(struct segdir *d, uint32_t cam, const int64_t *starts, uint32_t n);
+/* Removes the entries matching `rm` (camera and start; `rm` sorted by
+ * dir_entry_cmp) from a directory in memory: chunks purged or expired.
+ * Returns how many were removed. */
+uint32_t segdir_remove(struct segdir *d, const struct dir_entry *rm, uint32_t n);
 /* Adds the camera's chunks overlapping [t0, t1) to *acc (stg_estimate);
  * relocated copies count too, so a held chunk may count twice (an
  * estimate errs on the large side). */
@@ -235,15 +236,30 @@ int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 typedef int (*idx_segment_fn)(void *user, uint32_t gen, const struct idx_segment *s);
 int idx_foreach_segment(MDB_txn *t, struct index *ix, uint16_t vol,
                         idx_segment_fn fn, void *user);
-/* Merges one chunk into the camera's ranges (idempotent). */
+/* The first live segment of a volume at or after generation `from`: 0
+ * with *gen and *out, or MDB_NOTFOUND. */
+int idx_next_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t from,
+                     uint32_t *gen, struct idx_segment *out);
+/* Merges one chunk into the camera's ranges (idempotent). *indexed (if
+ * not NULL) says whether the index holds the chunk now and did not before:
+ * a new range or one it extends; not a chunk already inside a range
+ * (merged again) nor a copy whose time is indexed already. */
 int idx_merge_chunk(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
-                    uint32_t gap_us, const struct dir_entry *e);
+                    uint32_t gap_us, const struct dir_entry *e, bool *indexed);
 /* Adds a chunk's extent to its segment record's time range and count. */
 int idx_segment_add_chunk(MDB_txn *t, struct index *ix, uint16_t vol,
                           uint32_t gen, const struct dir_entry *e);
 /* The range of `cam` that holds time `at`: 0, or MDB_NOTFOUND. */
 int idx_range_containing(MDB_txn *t, struct index *ix, uint32_t cam, int64_t at,
                          int64_t *rstart, struct idx_range *r);
+/* Does range (rstart, r) hold chunk e of generation gen on volume vol
+ * (same volume and kind, gen among its generations, start inside it)? */
+bool idx_range_holds(int64_t rstart, const struct idx_range *r, uint16_t vol, uint32_t gen,
+                     const struct dir_entry *e);
+/* Is chunk e of generation gen on volume vol indexed? Fills the range
+ * that holds its time (*rstart, *r) when there is one. */
+bool idx_chunk_indexed(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
+                       const struct dir_entry *e, int64_t *rstart, struct idx_range *r);
 /* Takes the chunks first..last (a run in time of one camera and one kind,
  * inside range (rstart, r)) out of the range: what is left before them
  * keeps the range's key, what is left after becomes a range starting at its
@@ -254,7 +270,7 @@ int idx_cut(MDB_txn *t, struct stg *stg, uint32_t cam, int64_t rstart,
             const struct dir_entry *last, uint32_t last_gen);
 /* Cuts every chunk of `c` (sorted by loc_entry_cmp, all on volume `vol`)
  * out of the ranges that hold it; chunks no range holds are skipped.
- * Adds the chunks cut to *cut if not NULL. */
+ * Adds the chunks cut to *cut if not NULL, and tells usage.c. */
 int idx_cut_chunks(MDB_txn *t, struct stg *stg, uint16_t vol, const struct loc_entry *c,
                    size_t n, uint64_t *cut);
 /* Removes everything that points into generation `gen` of volume `vol`:
@@ -344,13 +360,18 @@ void ret_reclaim_committed(struct stg *stg, struct vol *v, uint32_t gen);
 bool ret_copy_landed(struct stg *stg, struct vol *v, uint32_t gen, const struct dir_entry *e);
 /* A chunk was indexed: counts it in its camera's ingest rate. */
 void ret_note_chunk(struct stg *stg, const struct dir_entry *e);
-/* The periodic work (maximum retention, hold expiry, alarms). */
+/* The periodic work (maximum retention, hold expiry, alarms), then in a
+ * transaction of its own the shares (so that a failure of one leaves the
+ * other done). Both take indexer.c's 512 zeroed bytes as arg. */
 int ret_sweep(MDB_txn *t, struct stg *stg, void *arg);
 void ret_sweep_after(struct stg *stg, void *arg);
+int ret_shares(MDB_txn *t, struct stg *stg, void *arg);
+void ret_shares_after(struct stg *stg, void *arg);
 
 /* Shared between retention.c and relocate.c (index thread). */
 struct ret_class;
 const struct ret_class *ret_class_of(struct retention *r, uint32_t cam);
+/* The promise relocation keeps (0 while the class is held to its share). */
 int64_t ret_class_min(const struct ret_class *c);
 bool ret_held(struct retention *r, uint32_t cam, int64_t start, int64_t end, int64_t now);
 bool ret_relocation_needed(struct retention *r);
@@ -367,6 +388,30 @@ bool evac_landed(struct stg *stg, struct vol *v, uint32_t gen, const struct dir_
 void evac_purged(struct stg *stg, uint32_t cam, int64_t t0, int64_t t1);
 void evac_free(struct stg *stg);
 void evac_counts(struct stg *stg, uint64_t *chunks, uint64_t *bytes);
+
+/* usage.c: bytes of indexed footage per camera (index thread only) */
+int use_init(struct stg *stg);
+void use_free(struct stg *stg);
+/* Starts the census of what is on the disks (indexer_main, at start). */
+void use_start(struct stg *stg);
+/* Spends at most a slice of time on the census (cheap when there is
+ * none): returns the milliseconds to wait before the next step (0: go on
+ * at once), or -1 when there is nothing to count. */
+int use_census_step(struct stg *stg);
+/* Has the census finished (the counts are complete)? */
+bool use_ready(struct stg *stg);
+/* A chunk entered or left the index in the current write transaction. */
+void use_chunk_in(struct stg *stg, uint16_t vol, uint32_t gen, const struct dir_entry *e);
+void use_chunk_out(struct stg *stg, uint16_t vol, uint32_t gen, const struct dir_entry *e);
+/* The counts can no longer be trusted: a new census after the commit. */
+void use_recount(struct stg *stg);
+/* After the current write transaction committed, or aborted. */
+void use_commit(struct stg *stg);
+void use_abort(struct stg *stg);
+/* Calls fn for each camera's bytes, then for each change of the current
+ * transaction (a signed delta), so that the sums include it. */
+typedef void (*use_fn)(void *user, uint32_t cam, int64_t bytes);
+void use_each(struct stg *stg, use_fn fn, void *user);
 
 /* ---- the engine ---- */
 struct stg {
@@ -392,6 +437,7 @@ struct stg {
 
 	struct retention *ret;
 	struct evac_state *evac;    /* relocate.c, index thread only */
+	struct usage *use;          /* usage.c, index thread only */
 };
 
 #endif

@@ -253,7 +253,8 @@ static int index_recovered(struct stg *stg, struct vol *v, uint32_t gen,
 		                         .dir_off = r->dir_off, .dir_len = r->dir_len };
 		err = idx_put_segment(t, stg->ix, v->id, gen, &s);
 		for (uint32_t i = 0; i < r->n && !err; i++) {
-			err = idx_merge_chunk(t, stg->ix, v->id, gen, stg->cfg.gap_us, &sorted[i]);
+			err = idx_merge_chunk(t, stg->ix, v->id, gen, stg->cfg.gap_us, &sorted[i],
+			                      NULL);
 			if (!err)
 				err = idx_segment_add_chunk(t, stg->ix, v->id, gen, &sorted[i]);
 		}

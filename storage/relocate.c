@@ -16,7 +16,8 @@
  *  - chunks within their class's promise, youngest first, while all copies
  *    of the segment stay under half a segment, so that every reuse frees at
  *    least half a segment and the ring keeps moving; what does not fit is
- *    reclaimed, and its class is then in alarm (retention.c);
+ *    reclaimed, and its class is then in alarm (retention.c); not while
+ *    the class is held to its share (the share wins, retention.c);
  *  - everything else is reclaimed: classes past their promise lose their
  *    oldest footage first.
  * A segment is reclaimed once its held copies are on disk and indexed;
@@ -142,11 +143,7 @@ static bool live(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 {
 	int64_t rstart;
 	struct idx_range r;
-	if (idx_range_containing(t, stg->ix, e->camera_id, e->start_us, &rstart, &r))
-		return false;
-	return r.vol == v->id && gen >= r.first_gen && gen <= r.last_gen &&
-	       !!(r.flags & RANGE_RELOCATED) == !!(e->flags & REC_RELOCATED) &&
-	       e->start_us >= rstart;
+	return idx_chunk_indexed(t, stg->ix, v->id, gen, e, &rstart, &r);
 }
 
 /* Reads chunk e of (v, slot, gen), checks it and queues its copy at the
@@ -323,10 +320,15 @@ static int reclaim(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen, str
 		return err;
 	if (ev->n)
 		qsort(ev->c, ev->n, sizeof *ev->c, copy_cmp);
-	for (uint32_t i = 0; i < ev->n && !err; i++)
-		if (ev->c[i].landed && !ev->c[i].purged)
-			err = idx_merge_chunk(t, stg->ix, v->id, ev->c[i].gen, stg->cfg.gap_us,
-			                      &ev->c[i].e);
+	for (uint32_t i = 0; i < ev->n && !err; i++) {
+		struct evac_copy *c = &ev->c[i];
+		bool indexed;
+		if (!c->landed || c->purged)
+			continue;
+		err = idx_merge_chunk(t, stg->ix, v->id, c->gen, stg->cfg.gap_us, &c->e, &indexed);
+		if (!err && indexed)
+			use_chunk_in(stg, v->id, c->gen, &c->e);
+	}
 	return err;
 }
 

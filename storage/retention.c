@@ -1,22 +1,51 @@
 /*
- * retention.c - retention classes, legal holds, maximum retention, purges,
- * alarms and the capacity forecast.
+ * retention.c - retention classes, legal holds, maximum retention, shares
+ * of capacity, purges, alarms and the capacity forecast.
  *
  * DESIGN
  * Segments mix the chunks of every camera, so retention works at two
  * granularities:
  *  - Chunks, for removal before the ring gets there: maximum retention
- *    (class max_us) and purges take a camera's chunks out of its ranges
- *    (idx_cut) and overwrite their records with zeros on disk, so the bytes
- *    are gone, not only unindexed. A sealed segment's directory is written
- *    again without them; the open segment's directory loses them in memory
- *    (its record on disk, written at seal, may still list them: offsets and
- *    times of zeroed bytes, never video).
+ *    (class max_us), shares and purges take a camera's chunks out of its
+ *    ranges (idx_cut) and overwrite their records with zeros on disk, so
+ *    the bytes are gone, not only unindexed. A sealed segment's directory
+ *    is written again without them; the open segment's directory loses
+ *    them in memory (its record on disk, written at seal, may still list
+ *    them: offsets and times of zeroed bytes, never video).
  *  - Segments, for space: the ring still reuses whole segments, but
  *    relocate.c first copies forward the chunks of the victim that must
  *    outlive it (held ones; and ones younger than their class's promised
  *    minimum, youngest first, while the copies stay under half a segment),
  *    and skips a victim whose held chunks are not copied yet.
+ *
+ * Shares. A class with share_pct keeps at most share_pct% of C (see the
+ * forecast below) in unheld footage. Each sweep (every
+ * retention_interval_ms, after maximum retention, in a transaction of its
+ * own) sums the class's bytes from usage.c's per-camera counts (kept as
+ * chunks enter and leave the index, so that a sweep walks an array, not
+ * the disks), leaves out what holds keep (held footage counts toward the
+ * holds, which C leaves out already, and is never removed), and removes
+ * the oldest unheld chunks of a class above its share until it is at or
+ * under it: whole chunks, oldest first across its cameras, found by
+ * walking segments oldest first across volumes (at most TRIM_SEGMENTS a
+ * sweep, from where the last walk left the class's footage), removed as
+ * maximum retention removes them. A chunk copied forward (a hold's or a
+ * promise's copy) lies in a younger segment than its time says: it goes
+ * when the walk gets there.
+ *  - The share wins over the class's own promise: it is the operator's
+ *    explicit cap. Promised footage it removes puts the class in alarm
+ *    (the alarm of the ring's losses), and while a class is held to its
+ *    share (above it at a sweep, until it is under 90% of it) relocation
+ *    does not copy its promised chunks: a copy would only make younger
+ *    footage of the class go, and copying every time round speeds the
+ *    ring up for every class.
+ *  - Space removed for a share (or a maximum) is zeroed but stays in its
+ *    segment until the ring reuses the segment: other classes do not gain
+ *    it. Giving it to them means copying their chunks forward every time
+ *    round; tried, that doubled the disk writes and left holes in their
+ *    footage where the half-segment copy budget ran out.
+ *  - Shares may add up to more than 100 (logged; the configuration file
+ *    refuses it): each is held on its own.
  *
  * Ordering of a purge or an expiry (index thread, one transaction):
  *  1. check holds (a purge that touches held footage changes nothing);
@@ -27,21 +56,29 @@
  * A crash between 3 and 4 leaves index entries that point at zeros: readers
  * skip them as damaged and fsck reports them; footage never comes back.
  *
- * Invariants kept here: a held chunk is never zeroed nor cut; a purge
- * under a hold changes nothing; every decision reads stg_now().
+ * Invariants kept here: a held chunk is never zeroed nor cut (by expiry,
+ * shares or purges); a purge under a hold changes nothing; every decision
+ * reads stg_now().
  *
  * State: classes, camera classes and holds are in the index (format.h,
  * index version 2) and in memory (struct retention, guarded by its mutex:
  * the index thread changes it, stats readers read it). Ingest rates are
  * kept in memory only, per camera, over two windows of rate_window_s of
- * footage time (a sliding-window estimate).
+ * footage time (a sliding-window estimate). The shares' work space
+ * (struct shares) is the index thread's; readers see the class bytes it
+ * publishes after each sweep.
  *
  * Forecast: capacity C = per volume (segments - reserve - 1/2 open) x
  * segment size, less what holds keep. Each class k with ingest rate R_k
- * gets a retention d_k(L) = clamp(L, min_k, max'_k) for the level L where
- * sum R_k d_k = C (max'_k is max_k, lowered to share_k x C / R_k); if even
- * the promises do not fit, d_k = min(min_k, L): the oldest footage goes
- * first. That is the steady state of the reclaim order above.
+ * gets a retention d_k(L) = clamp(L, min_k, max'_k) (max'_k is max_k,
+ * lowered to share_k x C / R_k) for the level L where the ring is full:
+ * sum R_k max(L, min(min_k, max'_k)) = C. A class cut below the level by
+ * its maximum or share still fills the ring up to the level (what is
+ * removed early is zeroed space until the ring reuses its segment), so L
+ * is the ring's age and the other classes do not gain from the cut. If
+ * even the promises do not fit, d_k = min(min_k, L) with sum R_k d_k = C:
+ * the oldest footage goes first. That is the steady state of the reclaim
+ * order above.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -58,6 +95,9 @@ struct ret_class {
 	struct idx_class c;
 	bool alarm;
 	int64_t alarm_since;
+	uint64_t bytes;            /* unheld footage at the last sweep */
+	uint64_t share_bytes;      /* what its share allowed then, 0 none */
+	bool at_share;             /* held to its share (sweep, index thread) */
 };
 
 struct ret_cam {
@@ -84,7 +124,10 @@ struct retention {
 	struct ret_hold *holds;
 	int nholds;
 	uint64_t next_hold;
-	uint64_t expired, purged;
+	uint64_t expired, purged, trimmed;
+	bool trim_reset;           /* classes or holds changed: shares measure
+	                              holds again and walk from the start */
+	struct shares *shares;     /* the sweep's work space (index thread) */
 };
 
 /* ---- lookups ----------------------------------------------------------------- */
@@ -134,8 +177,10 @@ const struct ret_class *ret_class_of(struct retention *r, uint32_t cam)
 
 int64_t ret_class_min(const struct ret_class *c)
 {
-	return c->c.min_us;
+	/* the share wins: copies would only make its oldest footage go */
+	return c->at_share ? 0 : c->c.min_us;
 }
+
 
 static bool hold_active(const struct ret_hold *h, int64_t now)
 {
@@ -268,6 +313,10 @@ static int load_holds(MDB_txn *t, struct stg *stg, struct retention *r)
 	return err == MDB_NOTFOUND ? 0 : err;
 }
 
+/* with the shares, below */
+static struct shares *shares_new(void);
+static void shares_free(struct shares *sh);
+
 int ret_open(struct stg *stg)
 {
 	struct retention *r = calloc(1, sizeof *r);
@@ -276,7 +325,7 @@ int ret_open(struct stg *stg)
 	pthread_mutex_init(&r->lock, NULL);
 	snprintf(r->dflt.name, sizeof r->dflt.name, "%s", STG_DEFAULT_CLASS);
 	stg->ret = r;
-	if (evac_init(stg))
+	if (evac_init(stg) || use_init(stg) || !(r->shares = shares_new()))
 		return -ENOMEM;
 	MDB_txn *t;
 	int err = idx_read_begin(stg->ix, &t);
@@ -297,6 +346,8 @@ void ret_close(struct stg *stg)
 	if (!r)
 		return;
 	evac_free(stg);
+	use_free(stg);
+	shares_free(r->shares);
 	pthread_mutex_destroy(&r->lock);
 	free(r->cams);
 	free(r->holds);
@@ -354,7 +405,14 @@ static void class_set_after(struct stg *stg, void *arg)
 	}
 	if (i >= 0)
 		r->cls[i].c = a->rec;
+	uint32_t shares = 0;
+	for (int j = 0; j < r->ncls; j++)
+		shares += r->cls[j].c.share_pct;
+	r->trim_reset = true;
 	pthread_mutex_unlock(&r->lock);
+	/* each share is held on its own; together they cannot all be full */
+	if (shares > 100)
+		LOG_WARN("event=class_shares_over_100 class=%s total_pct=%u", a->c.name, shares);
 }
 
 int stg_class_set(struct stg *stg, const struct stg_class *c)
@@ -412,7 +470,10 @@ static void camclass_after(struct stg *stg, void *arg)
 	struct ret_cam *c = cam_find(r, a->cam, true);
 	if (c)
 		c->cls = class_find(r, a->name[0] ? a->name : STG_DEFAULT_CLASS);
+	r->trim_reset = true;
 	pthread_mutex_unlock(&r->lock);
+	if (!c)   /* in the index: applied at the next start */
+		LOG_ERR("event=camera_class_not_in_memory camera=%u", a->cam);
 }
 
 int stg_camera_set_class(struct stg *stg, uint32_t camera_id, const char *name)
@@ -692,12 +753,13 @@ static int gen_cmp(const void *a, const void *b)
 	const struct loc_entry *x = a, *y = b;
 	if (x->gen != y->gen)
 		return x->gen < y->gen ? -1 : 1;
-	return x->e.start_us < y->e.start_us ? -1 : x->e.start_us > y->e.start_us;
+	return dir_entry_cmp(&x->e, &y->e);
 }
 
-/* After chunks of one camera were zeroed in generation gen: the directory
- * in memory and the segment record lose them; a sealed directory is
- * written again without them (in place: it only shrinks). */
+/* After chunks (of any cameras) were zeroed in generation gen: the
+ * directory in memory and the segment record lose them; a sealed directory
+ * is written again without them (in place: it only shrinks), once for all
+ * of them. `c` is sorted by gen_cmp. */
 static int seg_forget(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
                       const struct loc_entry *c, size_t n)
 {
@@ -708,15 +770,15 @@ static int seg_forget(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 	struct segdir *d;
 	if ((err = dc_get(stg, v->id, gen, &d)))
 		return err;
-	int64_t *starts = malloc(n * sizeof *starts);
-	if (!starts) {
+	struct dir_entry *rm = malloc(n * sizeof *rm);
+	if (!rm) {
 		dc_put(stg->dc, d);
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++)
-		starts[i] = c[i].e.start_us;
-	uint32_t removed = segdir_remove(d, c[0].e.camera_id, starts, (uint32_t)n);
-	free(starts);
+		rm[i] = c[i].e;
+	uint32_t removed = segdir_remove(d, rm, (uint32_t)n);
+	free(rm);
 	pthread_mutex_lock(&d->lock);
 	/* an open segment's directory may show chunks whose merge is still
 	 * queued (they count when it runs): subtract, do not recount */
@@ -768,8 +830,9 @@ static int seg_forget(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 	return idx_put_segment(t, stg->ix, v->id, gen, &s);
 }
 
-/* Zeroes the chunks of one camera in `l` (one volume), cuts them out of
- * the ranges and updates the segments. */
+/* Zeroes the chunks in `l` (one volume, sorted by loc_entry_cmp), cuts
+ * them out of the ranges and updates the segments: one sync and one
+ * directory rewrite per segment, however many cameras. */
 static int remove_chunks(MDB_txn *t, struct stg *stg, struct vol *v, struct locv *l,
                          uint64_t *cut)
 {
@@ -1023,6 +1086,7 @@ static void hold_create_after(struct stg *stg, void *arg)
 		r->holds[r->nholds++] = a->made;
 		r->next_hold = a->made.id + 1;
 	}
+	r->trim_reset = true;
 	pthread_mutex_unlock(&r->lock);
 	if (!n)   /* in the index: loaded at the next start */
 		LOG_ERR("event=hold_not_in_memory id=%llu", (unsigned long long)a->made.id);
@@ -1113,6 +1177,7 @@ static void hold_release_after(struct stg *stg, void *arg)
 	struct hold_arg *a = arg;
 	pthread_mutex_lock(&stg->ret->lock);
 	hold_forget(stg->ret, a->release);
+	stg->ret->trim_reset = true;
 	pthread_mutex_unlock(&stg->ret->lock);
 	LOG_INFO("event=hold_released id=%llu", (unsigned long long)a->release);
 }
@@ -1121,6 +1186,548 @@ int stg_hold_release(struct stg *stg, uint64_t id)
 {
 	struct hold_arg a = { .release = id };
 	return indexer_call(stg, hold_release_fn, hold_release_after, &a);
+}
+
+/* ---- the forecast (the steady state of the order above) ------------------ */
+
+struct fc_class {
+	double rate, min, max;     /* bytes/s, seconds */
+	bool by_share;             /* max is the share's: share x C / rate */
+	double days;               /* result, seconds */
+};
+
+static void fc_setup(struct fc_class *k, int64_t min_us, int64_t max_us, uint32_t share_pct,
+                     double rate, double avail)
+{
+	k->rate = rate;
+	k->min = min_us / 1e6;
+	k->max = max_us ? max_us / 1e6 : FOREVER_US / 1e6;
+	k->by_share = false;
+	if (share_pct && rate > 0 && avail * share_pct / 100 / rate < k->max) {
+		k->max = avail * share_pct / 100 / rate;
+		k->by_share = true;
+	}
+}
+
+/* The bytes the ring holds at this level. A class whose maximum (or
+ * share) cuts its footage below the level still fills the ring up to the
+ * level: what is removed early leaves zeroed space in its segments, which
+ * only the ring's reuse of the whole segment frees. */
+static double fc_level(const struct fc_class *k, int n, double level, bool promises_fit)
+{
+	double sum = 0;
+	for (int i = 0; i < n; i++) {
+		/* copies forward keep a class up to its promise, at most up to
+		 * its maximum */
+		double kept = k[i].min < k[i].max ? k[i].min : k[i].max;
+		double d = promises_fit ? (level < kept ? kept : level) :
+		                          (level < k[i].min ? level : k[i].min);
+		sum += k[i].rate * d;
+	}
+	return sum;
+}
+
+/* Water-filling over the classes (see the top of the file): fills each
+ * class's days and returns the level; *fit says whether the promises fit. */
+static double forecast(struct fc_class *k, int n, double cap, bool *fit)
+{
+	double need_min = 0;
+	for (int i = 0; i < n; i++)
+		need_min += k[i].rate * (k[i].min < k[i].max ? k[i].min : k[i].max);
+	*fit = need_min <= cap;
+	double lo = 0, hi = FOREVER_US / 1e6;
+	for (int it = 0; it < 200; it++) {
+		double mid = (lo + hi) / 2;
+		if (fc_level(k, n, mid, *fit) <= cap)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	for (int i = 0; i < n; i++) {
+		double d = *fit ? (lo < k[i].min ? k[i].min : lo) : (lo < k[i].min ? lo : k[i].min);
+		if (*fit && d > k[i].max)
+			d = k[i].max;
+		k[i].days = d;
+	}
+	return lo;
+}
+
+/* ---- shares ------------------------------------------------------------------ */
+
+#define NSLOTS (MAX_CLASSES + 1)   /* classes, then the default while undefined */
+#define TRIM_SEGMENTS 16           /* segments one sweep looks through */
+
+struct trim_cand {
+	struct loc_entry le;
+	int vslot;                 /* in stg->vols */
+	int slot;                  /* class slot */
+	bool take;
+};
+
+/* The sweep's work space for shares (index thread), kept between sweeps. */
+struct shares {
+	bool measured;             /* the figures below are this sweep's */
+	bool held_valid;           /* held[] and held_all still hold */
+	uint64_t bytes[NSLOTS];    /* indexed footage per class, held included */
+	uint64_t held[NSLOTS];     /* of which holds keep */
+	uint64_t limit[NSLOTS];    /* share x C */
+	uint64_t excess[NSLOTS];   /* unheld bytes above the limit */
+	uint64_t held_all;
+	/* per class and volume: the first generation that may hold unheld
+	 * footage of the class (the walks before found none further back) */
+	uint32_t from[NSLOTS][STG_MAX_VOLUMES];
+	/* the walk, oldest segment first across volumes */
+	uint32_t next[STG_MAX_VOLUMES];
+	bool more[STG_MAX_VOLUMES];
+	uint32_t next_gen[STG_MAX_VOLUMES];
+	struct idx_segment next_seg[STG_MAX_VOLUMES];
+	struct trim_cand *c;
+	size_t n, cap;
+};
+
+static struct shares *shares_new(void)
+{
+	return calloc(1, sizeof(struct shares));
+}
+
+static void shares_free(struct shares *sh)
+{
+	if (sh)
+		free(sh->c);
+	free(sh);
+}
+
+static int slot_of(const struct retention *r, int cls)
+{
+	return cls >= 0 ? cls : r->ncls;
+}
+
+/* The class slot of a camera (r->lock held). */
+static int cam_slot(struct retention *r, uint32_t cam)
+{
+	struct ret_cam *c = cam_find(r, cam, false);
+	return slot_of(r, c ? c->cls : class_find(r, STG_DEFAULT_CLASS));
+}
+
+struct sum_arg {
+	struct retention *r;
+	int64_t sum[NSLOTS];
+};
+
+static void sum_cam(void *user, uint32_t cam, int64_t bytes)
+{
+	struct sum_arg *a = user;
+	a->sum[cam_slot(a->r, cam)] += bytes;
+}
+
+/* Indexed footage per class slot, with this transaction's changes. */
+static void class_bytes(struct stg *stg, uint64_t out[NSLOTS])
+{
+	struct sum_arg *a = calloc(1, sizeof *a);
+	memset(out, 0, NSLOTS * sizeof *out);
+	if (!a) {
+		LOG_ERR("event=class_bytes_not_summed err=\"%s\"", stg_strerror(-ENOMEM));
+		return;
+	}
+	a->r = stg->ret;
+	pthread_mutex_lock(&stg->ret->lock);
+	use_each(stg, sum_cam, a);
+	pthread_mutex_unlock(&stg->ret->lock);
+	for (int k = 0; k < NSLOTS; k++)
+		out[k] = a->sum[k] > 0 ? (uint64_t)a->sum[k] : 0;
+	free(a);
+}
+
+struct held_win {
+	uint32_t cam;
+	int64_t t0, t1;
+};
+
+static int held_win_cmp(const void *a, const void *b)
+{
+	const struct held_win *x = a, *y = b;
+	return x->cam < y->cam ? -1 : x->cam > y->cam;
+}
+
+/* Bytes of the indexed chunks of one camera in any of its held windows
+ * (w, n), each chunk once however many holds cover it. */
+static int cam_held_bytes(MDB_txn *t, struct stg *stg, const struct held_win *w, size_t n,
+                          int64_t now, uint64_t *bytes)
+{
+	struct locv l = { 0 };
+	int err = 0;
+	for (int v = 0; v < stg->nvols && !err; v++) {
+		if (!stg->vols[v].seg_fd)
+			continue;
+		for (size_t i = 0; i < n && !err; i++) {
+			struct pick p = { .t0 = w[i].t0, .t1 = w[i].t1, .now = now,
+			                  .vol = stg->vols[v].id };
+			err = collect(t, stg, w[i].cam, &p, &l);
+		}
+	}
+	if (!err && l.n)
+		qsort(l.v, l.n, sizeof *l.v, loc_entry_cmp);
+	for (size_t i = 0; !err && i < l.n; i++)
+		if (i == 0 || loc_entry_cmp(&l.v[i - 1], &l.v[i]))
+			*bytes += l.v[i].e.length;
+	free(l.v);
+	return err;
+}
+
+/* What the active holds keep, per class slot and in all. */
+static int held_bytes(MDB_txn *t, struct stg *stg, int64_t now, struct shares *sh)
+{
+	struct retention *r = stg->ret;
+	memset(sh->held, 0, sizeof sh->held);
+	sh->held_all = 0;
+	pthread_mutex_lock(&r->lock);
+	size_t n = 0;
+	for (int i = 0; i < r->nholds; i++)
+		if (hold_active(&r->holds[i], now))
+			n += r->holds[i].h.camera_count;
+	struct held_win *w = malloc((n ? n : 1) * sizeof *w);
+	n = 0;
+	for (int i = 0; w && i < r->nholds; i++)
+		for (uint32_t j = 0; hold_active(&r->holds[i], now) && j < r->holds[i].h.camera_count; j++)
+			w[n++] = (struct held_win){ r->holds[i].cams[j], r->holds[i].h.start_us,
+			                            r->holds[i].h.end_us };
+	pthread_mutex_unlock(&r->lock);
+	if (!w)
+		return -ENOMEM;
+	qsort(w, n, sizeof *w, held_win_cmp);
+	int err = 0;
+	for (size_t i = 0, j; i < n && !err; i = j) {
+		for (j = i; j < n && w[j].cam == w[i].cam; j++)
+			;
+		uint64_t b = 0;
+		err = cam_held_bytes(t, stg, &w[i], j - i, now, &b);
+		pthread_mutex_lock(&r->lock);
+		sh->held[cam_slot(r, w[i].cam)] += b;
+		pthread_mutex_unlock(&r->lock);
+		sh->held_all += b;
+	}
+	free(w);
+	return err;
+}
+
+/* Capacity for footage now: C of the forecast, less what holds keep. */
+static uint64_t share_capacity(struct stg *stg, const struct shares *sh)
+{
+	uint64_t cap = capacity_bytes(stg);
+	return cap > sh->held_all ? cap - sh->held_all : 0;
+}
+
+static void share_limits(struct stg *stg, struct shares *sh)
+{
+	struct retention *r = stg->ret;
+	uint64_t avail = share_capacity(stg, sh);
+	pthread_mutex_lock(&r->lock);
+	for (int k = 0; k < NSLOTS; k++) {
+		uint32_t pct = k < r->ncls ? r->cls[k].c.share_pct : 0;
+		uint64_t unheld = sh->bytes[k] > sh->held[k] ? sh->bytes[k] - sh->held[k] : 0;
+		sh->limit[k] = pct ? (uint64_t)((double)avail * pct / 100) : 0;
+		/* no capacity at all (every volume failed) trims nothing */
+		sh->excess[k] = pct && avail && unheld > sh->limit[k] ? unheld - sh->limit[k] : 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Marks the classes held to their share: above it at this sweep, and
+ * until they fall below 90% of it (so that a sweep that finds nothing new
+ * indexed does not flip it). Relocation does not copy their promised
+ * chunks: the share wins, and a copy would only push out younger footage
+ * of the same class (and, copying each time round, speed up the ring for
+ * every class). */
+static void share_held_to(struct stg *stg, const struct shares *sh)
+{
+	struct retention *r = stg->ret;
+	pthread_mutex_lock(&r->lock);
+	for (int k = 0; k < r->ncls; k++) {
+		struct ret_class *c = &r->cls[k];
+		uint64_t unheld = sh->bytes[k] > sh->held[k] ? sh->bytes[k] - sh->held[k] : 0;
+		bool was = c->at_share;
+		if (sh->excess[k])
+			c->at_share = true;
+		else if (!c->c.share_pct || unheld < sh->limit[k] / 10 * 9)
+			c->at_share = false;
+		if (was != c->at_share)
+			LOG_INFO("event=class_%s_share class=%s share_pct=%u bytes=%llu",
+			         c->at_share ? "at" : "below", c->name, c->c.share_pct,
+			         (unsigned long long)unheld);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+static int64_t seg_start(const struct idx_segment *s)
+{
+	return seg_has_times(s) ? s->t_min : INT64_MIN;   /* copies only: look first */
+}
+
+/* Loads the next segment of volume slot i, at or after sh->next[i]. */
+static int walk_load(MDB_txn *t, struct stg *stg, struct shares *sh, int i)
+{
+	int err = idx_next_segment(t, stg->ix, stg->vols[i].id, sh->next[i], &sh->next_gen[i],
+	                           &sh->next_seg[i]);
+	sh->more[i] = err == 0;
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
+/* The volume whose next segment starts first, -1 when none is left. */
+static int walk_pick(const struct stg *stg, const struct shares *sh)
+{
+	int best = -1;
+	for (int i = 0; i < stg->nvols; i++)
+		if (sh->more[i] && (best < 0 ||
+		    seg_start(&sh->next_seg[i]) < seg_start(&sh->next_seg[best])))
+			best = i;
+	return best;
+}
+
+static int cand_push(struct shares *sh, const struct loc_entry *le, int vslot, int slot)
+{
+	if (sh->n == sh->cap) {
+		size_t cap = sh->cap ? sh->cap * 2 : 1024;
+		struct trim_cand *n = realloc(sh->c, cap * sizeof *n);
+		if (!n)
+			return -ENOMEM;
+		sh->c = n;
+		sh->cap = cap;
+	}
+	sh->c[sh->n++] = (struct trim_cand){ *le, vslot, slot, false };
+	return 0;
+}
+
+/* Copies the visible entries of (v, gen); *n 0 when it is gone. */
+static int dir_copy(struct stg *stg, struct vol *v, uint32_t gen, struct dir_entry **out,
+                    uint32_t *n)
+{
+	struct segdir *d;
+	*out = NULL;
+	*n = 0;
+	int err = dc_get(stg, v->id, gen, &d);
+	if (err)
+		return err == STG_EGONE || err == MDB_NOTFOUND ? 0 : err;
+	pthread_mutex_lock(&d->lock);
+	*n = d->visible;
+	*out = malloc((*n ? *n : 1) * sizeof **out);
+	if (*out && *n)
+		memcpy(*out, d->e, *n * sizeof **out);
+	pthread_mutex_unlock(&d->lock);
+	dc_put(stg->dc, d);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Adds the indexed, unheld chunks of over-share classes in (vslot, gen). */
+static int trim_segment(MDB_txn *t, struct stg *stg, struct shares *sh, int vslot,
+                        uint32_t gen, int64_t now)
+{
+	struct retention *r = stg->ret;
+	struct vol *v = &stg->vols[vslot];
+	struct dir_entry *e;
+	uint32_t n;
+	int err = dir_copy(stg, v, gen, &e, &n);
+	int64_t rstart = 0;
+	struct idx_range rg = { 0 };
+	bool have = false;
+	uint32_t rcam = 0;
+	for (uint32_t i = 0; i < n && !err; i++) {
+		pthread_mutex_lock(&r->lock);
+		int k = cam_slot(r, e[i].camera_id);
+		bool skip = !sh->excess[k] ||
+		            ret_held(r, e[i].camera_id, e[i].start_us, e[i].end_us, now);
+		pthread_mutex_unlock(&r->lock);
+		if (skip)
+			continue;
+		/* a sealed directory is sorted by camera: one lookup per range */
+		if (!have || rcam != e[i].camera_id || !idx_range_holds(rstart, &rg, v->id, gen, &e[i])) {
+			have = !idx_range_containing(t, stg->ix, e[i].camera_id, e[i].start_us,
+			                             &rstart, &rg);
+			rcam = e[i].camera_id;
+		}
+		if (have && idx_range_holds(rstart, &rg, v->id, gen, &e[i])) {
+			struct loc_entry le = { e[i], gen };
+			err = cand_push(sh, &le, vslot, k);
+		}
+	}
+	free(e);
+	return err;
+}
+
+static int cand_by_start(const void *a, const void *b)
+{
+	const struct trim_cand *x = a, *y = b;
+	if (x->le.e.start_us != y->le.e.start_us)
+		return x->le.e.start_us < y->le.e.start_us ? -1 : 1;
+	return x->le.e.camera_id < y->le.e.camera_id ? -1 : x->le.e.camera_id > y->le.e.camera_id;
+}
+
+/* Marks each over-share class's oldest candidates until its excess is
+ * covered. Returns the latest start marked (segments starting before it
+ * may still hold older footage), or INT64_MAX while a class is not
+ * covered. */
+static int64_t trim_pick(struct shares *sh)
+{
+	uint64_t got[NSLOTS] = { 0 };
+	int64_t last = INT64_MIN;
+	if (sh->n)
+		qsort(sh->c, sh->n, sizeof *sh->c, cand_by_start);
+	for (size_t i = 0; i < sh->n; i++) {
+		struct trim_cand *c = &sh->c[i];
+		c->take = got[c->slot] < sh->excess[c->slot];
+		if (c->take) {
+			got[c->slot] += c->le.e.length;
+			last = c->le.e.start_us;
+		}
+	}
+	for (int k = 0; k < NSLOTS; k++)
+		if (got[k] < sh->excess[k])
+			return INT64_MAX;
+	return last;
+}
+
+/* Walks the segments oldest first across volumes from where over-share
+ * classes may have footage, collecting candidates, until what is marked
+ * covers every excess and no unvisited segment starts earlier (or
+ * TRIM_SEGMENTS were visited: the rest waits for the next sweep). */
+static int trim_walk(MDB_txn *t, struct stg *stg, struct shares *sh, int64_t now)
+{
+	int err = 0;
+	sh->n = 0;
+	for (int i = 0; i < stg->nvols && !err; i++) {
+		sh->more[i] = false;
+		sh->next[i] = UINT32_MAX;
+		for (int k = 0; k < NSLOTS; k++)
+			if (sh->excess[k] && sh->from[k][i] < sh->next[i])
+				sh->next[i] = sh->from[k][i];
+		if (stg->vols[i].seg_fd && stg->vols[i].state == STG_VOL_ACTIVE)
+			err = walk_load(t, stg, sh, i);
+	}
+	int64_t cut = INT64_MAX;
+	for (int seen = 0, i; !err && seen < TRIM_SEGMENTS && (i = walk_pick(stg, sh)) >= 0 &&
+	                      seg_start(&sh->next_seg[i]) < cut; seen++) {
+		err = trim_segment(t, stg, sh, i, sh->next_gen[i], now);
+		sh->next[i] = sh->next_gen[i] + 1;
+		if (!err)
+			err = walk_load(t, stg, sh, i);
+		cut = trim_pick(sh);
+	}
+	return err;
+}
+
+/* Where the next walks start: for each over-share class and volume, the
+ * first generation with footage of the class left behind. */
+static void trim_resume(const struct stg *stg, struct shares *sh)
+{
+	for (int k = 0; k < NSLOTS; k++)
+		for (int i = 0; sh->excess[k] && i < stg->nvols; i++)
+			sh->from[k][i] = sh->next[i];
+	for (size_t j = 0; j < sh->n; j++) {
+		const struct trim_cand *c = &sh->c[j];
+		if (!c->take && c->le.gen < sh->from[c->slot][c->vslot])
+			sh->from[c->slot][c->vslot] = c->le.gen;
+	}
+}
+
+/* Removes the marked candidates, volume by volume, as maximum retention
+ * does; a class pushed below its promise is in alarm. */
+static int trim_remove(MDB_txn *t, struct stg *stg, struct shares *sh, int64_t now,
+                       uint64_t *chunks, uint64_t *bytes)
+{
+	int err = 0;
+	for (int i = 0; i < stg->nvols && !err; i++) {
+		struct locv l = { 0 };
+		for (size_t j = 0; j < sh->n && !err; j++)
+			if (sh->c[j].take && sh->c[j].vslot == i)
+				err = locv_push(&l, &sh->c[j].le.e, sh->c[j].le.gen);
+		if (!err && l.n) {
+			qsort(l.v, l.n, sizeof *l.v, loc_entry_cmp);
+			err = remove_chunks(t, stg, &stg->vols[i], &l, chunks);
+		}
+		for (size_t j = 0; !err && j < l.n; j++) {
+			*bytes += l.v[j].e.length;
+			/* a copy on its way (a promise) goes too */
+			evac_purged(stg, l.v[j].e.camera_id, l.v[j].e.start_us, l.v[j].e.end_us);
+		}
+		free(l.v);
+	}
+	/* candidates are sorted by start: the last taken of a class is its
+	 * youngest, the one that says how far below its promise it went */
+	for (int k = 0; k < NSLOTS && !err; k++)
+		for (size_t j = sh->n; j-- > 0;)
+			if (sh->c[j].take && sh->c[j].slot == k) {
+				ret_short(stg, t, sh->c[j].le.e.camera_id, &sh->c[j].le.e, now);
+				break;
+			}
+	return err;
+}
+
+/* Holds every class with a share to share x C: measures, then removes
+ * the oldest unheld footage of the classes above it. Waits for the
+ * footage census (usage.c). */
+static int share_sweep(MDB_txn *t, struct stg *stg, int64_t now, uint64_t *chunks,
+                       uint64_t *bytes)
+{
+	struct retention *r = stg->ret;
+	struct shares *sh = r->shares;
+	sh->measured = false;
+	pthread_mutex_lock(&r->lock);
+	bool any = false, changed = r->trim_reset;
+	for (int k = 0; k < r->ncls; k++)
+		any |= r->cls[k].c.share_pct != 0;
+	r->trim_reset = false;
+	pthread_mutex_unlock(&r->lock);
+	if (changed) {
+		memset(sh->from, 0, sizeof sh->from);
+		sh->held_valid = false;
+	}
+	if (!any) {                /* no share (any more): none is held to one */
+		memset(sh->excess, 0, sizeof sh->excess);
+		share_held_to(stg, sh);
+		return 0;
+	}
+	if (!use_ready(stg))       /* the census after a start is not done */
+		return 0;
+	/* what holds keep changes only with holds and classes (held chunks
+	 * are never removed, and no footage joins a window in the past) */
+	if (!sh->held_valid) {
+		int err = held_bytes(t, stg, now, sh);
+		if (err)
+			return err;
+		sh->held_valid = true;
+	}
+	class_bytes(stg, sh->bytes);
+	share_limits(stg, sh);
+	sh->measured = true;
+	share_held_to(stg, sh);
+	bool over = false;
+	for (int k = 0; k < NSLOTS; k++)
+		over |= sh->excess[k] != 0;
+	if (!over)
+		return 0;
+	int err = trim_walk(t, stg, sh, now);
+	if (!err)
+		err = trim_remove(t, stg, sh, now, chunks, bytes);
+	if (!err)
+		trim_resume(stg, sh);
+	return err;
+}
+
+/* After the sweep's commit: what each class holds now, for readers. */
+static void share_publish(struct stg *stg)
+{
+	struct retention *r = stg->ret;
+	struct shares *sh = r->shares;
+	if (!sh->measured)
+		return;
+	uint64_t bytes[NSLOTS];
+	class_bytes(stg, bytes);
+	pthread_mutex_lock(&r->lock);
+	for (int k = 0; k <= r->ncls; k++) {
+		struct ret_class *c = k < r->ncls ? &r->cls[k] : &r->dflt;
+		c->bytes = bytes[k] > sh->held[k] ? bytes[k] - sh->held[k] : 0;
+		c->share_bytes = sh->limit[k];
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* ---- the periodic sweep ------------------------------------------------------ */
@@ -1211,6 +1818,8 @@ void ret_sweep_after(struct stg *stg, void *arg)
 	pthread_mutex_lock(&r->lock);
 	for (int i = 0; i < a->nexpired_holds; i++)
 		hold_forget(r, a->expired_holds[i]);
+	if (a->nexpired_holds)
+		r->trim_reset = true;
 	r->expired += a->expired;
 	pthread_mutex_unlock(&r->lock);
 	for (int i = 0; i < a->nexpired_holds; i++)
@@ -1218,6 +1827,30 @@ void ret_sweep_after(struct stg *stg, void *arg)
 	if (a->expired)
 		LOG_INFO("event=footage_expired chunks=%llu", (unsigned long long)a->expired);
 	alarms_update(stg, now);
+}
+
+struct share_arg {
+	uint64_t chunks, bytes;    /* removed to keep the shares */
+};
+static_assert(sizeof(struct share_arg) <= 512, "share_arg fits the indexer's buffer");
+
+int ret_shares(MDB_txn *t, struct stg *stg, void *arg)
+{
+	struct share_arg *a = arg;
+	memset(a, 0, sizeof *a);
+	return share_sweep(t, stg, stg_now(stg), &a->chunks, &a->bytes);
+}
+
+void ret_shares_after(struct stg *stg, void *arg)
+{
+	struct share_arg *a = arg;
+	pthread_mutex_lock(&stg->ret->lock);
+	stg->ret->trimmed += a->chunks;
+	pthread_mutex_unlock(&stg->ret->lock);
+	if (a->chunks)
+		LOG_INFO("event=footage_over_share_removed chunks=%llu bytes=%llu",
+		         (unsigned long long)a->chunks, (unsigned long long)a->bytes);
+	share_publish(stg);
 }
 
 /* Recomputes the bytes each hold keeps (after the sweep, read-only). */
@@ -1254,7 +1887,10 @@ static int holds_measure_fn(MDB_txn *t, struct stg *stg, void *arg)
 int stg_retention_enforce(struct stg *stg)
 {
 	struct sweep_arg a;
+	struct share_arg b;
 	int err = indexer_call(stg, ret_sweep, ret_sweep_after, &a);
+	if (!err)
+		err = indexer_call(stg, ret_shares, ret_shares_after, &b);
 	if (!err)
 		err = indexer_call(stg, holds_measure_fn, NULL, NULL);
 	return err;
@@ -1317,47 +1953,6 @@ static bool next_cam_with_footage(MDB_txn *t, struct stg *stg, uint32_t from, ui
 	return found;
 }
 
-struct fc_class {
-	double rate, min, max;     /* bytes/s, seconds */
-	double days;               /* result, seconds */
-};
-
-static double fc_level(const struct fc_class *k, int n, double level, bool promises_fit)
-{
-	double sum = 0;
-	for (int i = 0; i < n; i++) {
-		double d = promises_fit ? (level < k[i].min ? k[i].min : level) :
-		                          (level < k[i].min ? level : k[i].min);
-		if (promises_fit && d > k[i].max)
-			d = k[i].max;
-		sum += k[i].rate * d;
-	}
-	return sum;
-}
-
-/* Water-filling over the classes (see the top of the file). */
-static void forecast(struct fc_class *k, int n, double cap)
-{
-	double need_min = 0;
-	for (int i = 0; i < n; i++)
-		need_min += k[i].rate * (k[i].min < k[i].max ? k[i].min : k[i].max);
-	bool fit = need_min <= cap;
-	double lo = 0, hi = FOREVER_US / 1e6;
-	for (int it = 0; it < 200; it++) {
-		double mid = (lo + hi) / 2;
-		if (fc_level(k, n, mid, fit) <= cap)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	for (int i = 0; i < n; i++) {
-		double d = fit ? (lo < k[i].min ? k[i].min : lo) : (lo < k[i].min ? lo : k[i].min);
-		if (fit && d > k[i].max)
-			d = k[i].max;
-		k[i].days = d;
-	}
-}
-
 struct snapshot {
 	int ncls;                  /* classes + the default when undefined (last) */
 	struct stg_class_stats cls[MAX_CLASSES + 1];
@@ -1391,6 +1986,8 @@ static int gather(struct stg *stg, struct snapshot *sn, struct stg_retention_sta
 		o->min_us = c->c.min_us;
 		o->max_us = c->c.max_us;
 		o->share_pct = c->c.share_pct;
+		sn->cls[i].bytes = c->bytes;
+		sn->cls[i].share_bytes = c->share_bytes;
 		sn->cls[i].alarm = c->alarm;
 		sn->cls[i].alarm_since_us = c->alarm ? c->alarm_since : 0;
 	}
@@ -1436,6 +2033,7 @@ static int gather(struct stg *stg, struct snapshot *sn, struct stg_retention_sta
 		tot->held_bytes = held_total(r);
 		tot->expired_chunks = r->expired;
 		tot->purged_chunks = r->purged;
+		tot->share_chunks = r->trimmed;
 	}
 	uint64_t held = held_total(r);
 	pthread_mutex_unlock(&r->lock);
@@ -1446,13 +2044,10 @@ static int gather(struct stg *stg, struct snapshot *sn, struct stg_retention_sta
 	struct fc_class k[MAX_CLASSES + 1];
 	for (int i = 0; i < sn->ncls; i++) {
 		const struct stg_class *c = &sn->cls[i].cls;
-		k[i].rate = sn->rate[i];
-		k[i].min = c->min_us / 1e6;
-		k[i].max = c->max_us ? c->max_us / 1e6 : FOREVER_US / 1e6;
-		if (c->share_pct && k[i].rate > 0 && avail * c->share_pct / 100 / k[i].rate < k[i].max)
-			k[i].max = avail * c->share_pct / 100 / k[i].rate;
+		fc_setup(&k[i], c->min_us, c->max_us, c->share_pct, sn->rate[i], avail);
 	}
-	forecast(k, sn->ncls, avail);
+	bool fit;
+	forecast(k, sn->ncls, avail, &fit);
 	for (int i = 0; i < sn->ncls; i++) {
 		sn->cls[i].bytes_per_s = sn->rate[i];
 		sn->cls[i].forecast_us = sn->rate[i] > 0 ? (int64_t)(k[i].days * 1e6) : -1;

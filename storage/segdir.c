@@ -365,17 +365,27 @@ int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
 	return found;
 }
 
-uint32_t segdir_remove(struct segdir *d, uint32_t cam, const int64_t *starts, uint32_t n)
+/* Is (cam, start) in `rm` (sorted by camera, then start)? */
+static bool listed(const struct dir_entry *rm, uint32_t n, uint32_t cam, int64_t start)
+{
+	uint32_t lo = 0, hi = n;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (rm[mid].camera_id < cam || (rm[mid].camera_id == cam && rm[mid].start_us < start))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && rm[lo].camera_id == cam && rm[lo].start_us == start;
+}
+
+uint32_t segdir_remove(struct segdir *d, const struct dir_entry *rm, uint32_t n)
 {
 	uint32_t removed = 0;
 	pthread_mutex_lock(&d->lock);
 	uint32_t w = 0;
 	for (uint32_t i = 0; i < d->n; i++) {
-		bool drop = false;
-		if (i < d->visible && d->e[i].camera_id == cam)
-			for (uint32_t k = 0; k < n && !drop; k++)
-				drop = d->e[i].start_us == starts[k];
-		if (drop) {
+		if (i < d->visible && listed(rm, n, d->e[i].camera_id, d->e[i].start_us)) {
 			removed++;
 			continue;
 		}

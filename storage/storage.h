@@ -323,7 +323,15 @@ int stg_index_stats(struct stg *stg, struct stg_index_stats *out);
  *    footage younger than its promise is in alarm until it again holds
  *    min_us of footage (logged when raised and cleared, polled with
  *    stg_retention_stats()).
- *  - Holds: held footage is never reclaimed, expired or purged; a segment
+ *  - Shares: a class with share_pct keeps at most that share of the
+ *    capacity (capacity_bytes less what holds keep) in unheld footage;
+ *    every retention_interval_ms the oldest footage of a class above it is
+ *    removed (zeroed, as for the maximum) until it is at or under it. The
+ *    share wins over the class's promise (the class is then in alarm). The
+ *    space removed is free only when the ring reuses its segments, so
+ *    other classes keep what the ring gives them, no more.
+ *  - Holds: held footage is never reclaimed, expired, removed for a share
+ *    or purged, and counts toward the holds, not the share; a segment
  *    whose held chunks are not copied yet is skipped by the ring.
  * Classes, camera classes and holds live in the index and survive restarts
  * (not a rebuild from the disks alone: stg_fsck copies them from the old
@@ -338,13 +346,17 @@ struct stg_class {
 	char name[STG_CLASS_NAME_MAX];  /* 1-31 of [a-z0-9_-] */
 	int64_t min_us;       /* promised minimum retention; 0 promises nothing */
 	int64_t max_us;       /* maximum retention; 0 keeps footage until reclaimed */
-	uint32_t share_pct;   /* share of the capacity the class may fill (used by
-	                         the forecast); 0 none */
+	uint32_t share_pct;   /* percent of the capacity (less what holds keep)
+	                         the class's unheld footage may fill: its oldest
+	                         beyond it is removed, even inside min_us; 0 none */
 };
 
-/* Creates or changes a class (min_us <= max_us unless max_us is 0). A
- * camera without a class belongs to STG_DEFAULT_CLASS, which behaves as
- * {0, 0, 0} until it is defined. Returns 0 or -EINVAL. */
+/* Creates or changes a class (min_us <= max_us unless max_us is 0,
+ * share_pct <= 100). A camera without a class belongs to
+ * STG_DEFAULT_CLASS, which behaves as {0, 0, 0} until it is defined.
+ * Shares that add up to more than 100 are accepted with a warning (each
+ * is held on its own; callers that can refuse, like the configuration
+ * file, should). Returns 0, -EINVAL or -ENOSPC (too many classes). */
 int stg_class_set(struct stg *stg, const struct stg_class *c);
 
 /* Fills up to `max` classes in name order; returns how many exist. */
@@ -416,6 +428,13 @@ struct stg_class_stats {
 	double bytes_per_s;        /* ingest rate */
 	bool alarm;                /* below its promise */
 	int64_t alarm_since_us;    /* 0 unless in alarm */
+	uint64_t bytes;            /* footage of the class on disk (chunk bytes),
+	                              held footage excluded, as of the last
+	                              retention sweep while some class has a
+	                              share; 0 otherwise, and after a start
+	                              until the footage is counted */
+	uint64_t share_bytes;      /* what its share allowed at that sweep
+	                              (share_pct of capacity less holds); 0 none */
 };
 
 struct stg_camera_retention {
@@ -434,6 +453,7 @@ struct stg_retention_stats {
 	uint32_t alarms;           /* classes below their promise */
 	uint64_t relocated_chunks, relocated_bytes;
 	uint64_t expired_chunks, purged_chunks;
+	uint64_t share_chunks;     /* removed to keep classes within their share */
 };
 
 /* Retention figures now: totals in *out, one entry per class in `classes`

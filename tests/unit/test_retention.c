@@ -1,8 +1,8 @@
 /*
- * test_retention.c - retention classes, maximum retention, alarms, the
- * reclaim order, legal holds across ring wraps, purges and the forecast,
- * on tiny volumes with the engine's clock injected, so that days of
- * footage and many ring wraps take seconds.
+ * test_retention.c - retention classes, maximum retention, shares of
+ * capacity, alarms, the reclaim order, legal holds across ring wraps,
+ * purges and the forecast, on tiny volumes with the engine's clock
+ * injected, so that days of footage and many ring wraps take seconds.
  *
  * Footage here is sparse: a camera sends a burst of BURST frames (a key
  * frame and P frames, 40 ms apart) every `step` of simulated time, and the
@@ -478,4 +478,285 @@ Test(retention, hold_windows_end_at_now, .timeout = 60)
 	cr_assert_eq(stg_hold_create(e.stg, &future, NULL, 0, NULL), -EINVAL);
 	cr_assert_eq(stg_hold_list(e.stg, list, 2), 1, "nothing else held");
 	tu_env_close(&e);
+}
+
+/* ---- shares of capacity -------------------------------------------------- */
+
+/* Street and key: camera 1 (class street) sends a burst every 5 minutes,
+ * cameras 2 and 3 (class key) one every 8 minutes each: street's camera
+ * records 1.6 times what a key camera does, street is 44% of the ingest.
+ * 24 segments of 1 MiB hold ~1.7 days of all three; a share of 30% holds
+ * street to ~1.2 days. */
+#define STREET_STEP (5 * 60000000LL)
+#define KEY_STEP (8 * 60000000LL)
+#define SHARE_SEGS 24
+
+static void set_share_class(struct stg *stg, const char *name, int64_t min, uint32_t pct)
+{
+	struct stg_class c = { .min_us = min, .share_pct = pct };
+	snprintf(c.name, sizeof c.name, "%s", name);
+	cr_assert_eq(stg_class_set(stg, &c), 0);
+}
+
+/* Bursts of street camera 1 and key cameras 2, 3 over [t0, t1), each at
+ * its own step (offset by its id in seconds); the retention sweep runs
+ * every hour of footage, as it would every retention_interval_ms. */
+static void record_street_key(struct stg *stg, int64_t t0, int64_t t1)
+{
+	for (int64_t t = t0; t < t1; t += 60000000LL) {
+		for (uint32_t cam = 1; cam <= 3; cam++) {
+			if ((t - T_BASE_US) % (cam == 1 ? STREET_STEP : KEY_STEP))
+				continue;
+			g_now = t + cam * 1000000 + BURST * T_FRAME_US;
+			burst(stg, cam, t + cam * 1000000);
+		}
+		if ((t - T_BASE_US) % HOUR == 0)
+			cr_assert_eq(stg_retention_enforce(stg), 0);
+	}
+}
+
+static int64_t cam_step(uint32_t cam)
+{
+	return cam == 1 ? STREET_STEP : KEY_STEP;
+}
+
+/* Bytes of cam's chunks on disk over [t0, t1), through its ranges and the
+ * segment directories (stg_estimate), not through the engine's counts:
+ * frame bytes plus each chunk's header and frame table. */
+static uint64_t disk_bytes(struct stg *stg, uint32_t cam, int64_t t0, int64_t t1)
+{
+	struct stg_estimate est;
+	cr_assert_eq(stg_estimate(stg, cam, t0, t1, &est), 0);
+	return est.bytes + est.chunks * sizeof(struct rec_header) +
+	       est.frames * sizeof(struct frame_entry);
+}
+
+static uint64_t all_bytes(struct stg *stg, uint32_t cam)
+{
+	return disk_bytes(stg, cam, INT64_MIN / 2, INT64_MAX / 2);
+}
+
+/* Bursts of a camera with step `step` starting in [t0, t1). */
+static uint64_t bursts_in(uint32_t cam, int64_t step, int64_t t0, int64_t t1)
+{
+	uint64_t n = 0;
+	for (int64_t t = T_BASE_US; t + cam * 1000000 < t1; t += step)
+		n += t + cam * 1000000 >= t0;
+	return n;
+}
+
+/* Sweeps until the footage census after a start is done (the class's
+ * bytes are published). */
+static void sweep_counted(struct stg *stg, const char *cls)
+{
+	for (int i = 0; i < 200; i++) {
+		cr_assert_eq(stg_retention_enforce(stg), 0);
+		if (class_stats(stg, cls).bytes)
+			return;
+		usleep(10000);
+	}
+	cr_assert_fail("class %s: no bytes counted", cls);
+}
+
+struct street_key {
+	double street_days, key_days;          /* retained at the end */
+	double street_fc, key_fc;              /* forecast at day 7 */
+	double street_fc_end, key_fc_end;      /* forecast at the end */
+	uint64_t share_chunks;
+	bool street_alarm, key_alarm;
+	uint32_t alarms;
+};
+
+/* Every frame camera cam recorded since `from` reads back, byte for byte. */
+static void all_frames_since(struct stg *stg, uint32_t cam, int64_t from, int64_t now)
+{
+	cr_assert_eq(read_checked(stg, cam, from, INT64_MAX / 2),
+	             bursts_in(cam, cam_step(cam), from, now) * BURST, "camera %u since %.2f days",
+	             cam, (now - from) / (double)DAY);
+}
+
+/* Twelve days of street and key (promise street_min, share `share`). */
+static struct street_key run_street_key(uint32_t share, int64_t street_min)
+{
+	struct tu_env e;
+	env_open(&e, 1 << 20, SHARE_SEGS);
+	set_share_class(e.stg, "street", street_min, share);
+	set_share_class(e.stg, "key", 0, 0);
+	cr_assert_eq(stg_camera_set_class(e.stg, 1, "street"), 0);
+	for (uint32_t cam = 2; cam <= 3; cam++)
+		cr_assert_eq(stg_camera_set_class(e.stg, cam, "key"), 0);
+	struct street_key out = { 0 };
+	record_street_key(e.stg, T_BASE_US, T_BASE_US + 7 * DAY);
+	cr_assert_eq(stg_sync(e.stg), 0);      /* rates from everything recorded */
+	out.street_fc = class_stats(e.stg, "street").forecast_us / (double)DAY;
+	out.key_fc = class_stats(e.stg, "key").forecast_us / (double)DAY;
+	record_street_key(e.stg, T_BASE_US + 7 * DAY, T_BASE_US + 12 * DAY);
+	sync_all(e.stg, 3);
+	cr_assert_eq(stg_retention_enforce(e.stg), 0);
+	int64_t now = g_now;
+	struct stg_volume_stats vs;
+	cr_assert_eq(stg_volume_stats(e.stg, &vs, 1), 1);
+	cr_assert(vs.reclaims > 4 * SHARE_SEGS, "the ring wrapped many times (%llu reclaims)",
+	          (unsigned long long)vs.reclaims);
+	struct stg_retention_stats rs;
+	cr_assert_eq(stg_retention_stats(e.stg, &rs, NULL, 0, NULL), 0);
+	out.share_chunks = rs.share_chunks;
+	out.alarms = rs.alarms;
+	struct stg_class_stats st = class_stats(e.stg, "street"), key = class_stats(e.stg, "key");
+	out.street_fc_end = st.forecast_us / (double)DAY;
+	out.key_fc_end = key.forecast_us / (double)DAY;
+	out.street_alarm = st.alarm;
+	out.key_alarm = key.alarm;
+	out.street_days = (now - oldest(e.stg, 1)) / (double)DAY;
+	int64_t key_oldest = oldest(e.stg, 2) < oldest(e.stg, 3) ? oldest(e.stg, 2) : oldest(e.stg, 3);
+	out.key_days = (now - key_oldest) / (double)DAY;
+	fprintf(stderr, "share %u%%: street %.2f days (forecast %.2f), key %.2f days (forecast %.2f), "
+	        "removed for the share %llu chunks, relocated %llu\n", share, out.street_days,
+	        out.street_fc, out.key_days, out.key_fc, (unsigned long long)rs.share_chunks,
+	        (unsigned long long)rs.relocated_chunks);
+	/* the engine's counts are the bytes on disk, exactly (published
+	 * while some class has a share) */
+	uint64_t street_bytes = all_bytes(e.stg, 1);
+	uint64_t key_bytes = all_bytes(e.stg, 2) + all_bytes(e.stg, 3);
+	cr_assert_eq(st.bytes, share ? street_bytes : 0, "street counted %llu, on disk %llu",
+	             (unsigned long long)st.bytes, (unsigned long long)street_bytes);
+	cr_assert_eq(key.bytes, share ? key_bytes : 0, "key counted %llu, on disk %llu",
+	             (unsigned long long)key.bytes, (unsigned long long)key_bytes);
+	if (share) {
+		/* measured right after a sweep: within the share, whole chunks */
+		uint64_t limit = (uint64_t)((double)rs.capacity_bytes * share / 100);
+		cr_assert_eq(st.share_bytes, limit);
+		cr_assert(street_bytes <= limit, "street %llu bytes over its share %llu",
+		          (unsigned long long)street_bytes, (unsigned long long)limit);
+	} else {
+		cr_assert_eq(st.share_bytes, 0);
+	}
+	/* each camera's retained window is whole: every frame since its
+	 * oldest reads back, byte for byte; nothing was dropped on the way */
+	for (uint32_t cam = 1; cam <= 3; cam++) {
+		all_frames_since(e.stg, cam, oldest(e.stg, cam), now);
+		struct stg_camera_stats cs;
+		cr_assert_eq(stg_camera_stats(e.stg, cam, &cs), 0);
+		cr_assert_eq(cs.dropped_frames, 0);
+		cr_assert_eq(cs.frames_written, bursts_in(cam, cam_step(cam), 0, now) * BURST);
+	}
+	tu_env_close(&e);
+	struct stg_fsck_report rep = tu_fsck(&e.cfg, false);
+	cr_assert_eq(rep.differences, 0, "index matches the disks after removals");
+	cr_assert_eq(rep.bad_records, 0);
+	tu_env_fini(&e);
+	return out;
+}
+
+/* The share holds street to 30% of the capacity. The ring reuses whole
+ * segments, so the space street's removed footage leaves is free only
+ * when the ring comes round: key keeps what it kept without the share
+ * (no more, no less), and loses no frame. */
+Test(retention, share_caps_a_class_and_costs_others_nothing, .timeout = 240)
+{
+	struct street_key plain = run_street_key(0, 0), shared = run_street_key(30, 0);
+	cr_assert_eq(plain.share_chunks, 0);
+	cr_assert(shared.share_chunks > 0, "street was held to its share");
+	cr_assert(shared.street_days < 0.8 * plain.street_days,
+	          "street keeps less under its share (%.2f against %.2f days)",
+	          shared.street_days, plain.street_days);
+	double d = shared.key_days / plain.key_days;
+	cr_assert(d > 0.97 && d < 1.03, "key keeps the same (%.2f against %.2f days)",
+	          shared.key_days, plain.key_days);
+	cr_assert(!shared.street_alarm && !shared.key_alarm && shared.alarms == 0);
+}
+
+/* The forecast per class, made at day 7 and at the end, against the days
+ * kept at the end, with the share in force. */
+Test(retention, forecast_with_a_share_within_ten_percent, .timeout = 120)
+{
+	struct street_key r = run_street_key(30, 0);
+	double fc[4] = { r.street_fc, r.street_fc_end, r.key_fc, r.key_fc_end };
+	double truth[4] = { r.street_days, r.street_days, r.key_days, r.key_days };
+	for (int i = 0; i < 4; i++) {
+		double err = (fc[i] - truth[i]) / truth[i];
+		cr_assert(err < 0.1 && err > -0.1, "%s forecast %.2f days, kept %.2f",
+		          i < 2 ? "street" : "key", fc[i], truth[i]);
+	}
+	/* the share binds: street's forecast is its share of the capacity at
+	 * its rate, well under what the ring keeps key */
+	cr_assert(r.street_fc_end < 0.8 * r.key_fc_end);
+}
+
+/* A share below what the class's promise needs wins (it is the operator's
+ * explicit cap), and the class is in alarm for its promise; other classes
+ * lose nothing. */
+Test(retention, share_below_promise_raises_the_alarm, .timeout = 120)
+{
+	struct street_key r = run_street_key(30, 2 * DAY);
+	cr_assert(r.street_days < 1.5, "the share wins: street kept %.2f days", r.street_days);
+	cr_assert(r.street_alarm, "street is below its promise: alarm");
+	cr_assert(!r.key_alarm);
+	cr_assert_eq(r.alarms, 1);
+}
+
+/* A hold on a street camera keeps its stretch however far street is over
+ * its share, and what it keeps counts toward the holds (less capacity),
+ * not toward the share. Street alone fills the ring, so its share (not
+ * the ring) decides how much it keeps. After a restart, the census of the
+ * disks gives the same counts. */
+Test(retention, held_footage_outside_the_share, .timeout = 120)
+{
+	struct tu_env e;
+	env_open(&e, 1 << 20, 16);
+	set_share_class(e.stg, "street", 0, 30);
+	for (uint32_t cam = 1; cam <= 2; cam++)
+		cr_assert_eq(stg_camera_set_class(e.stg, cam, "street"), 0);
+	record_span(e.stg, 2, T_BASE_US, T_BASE_US + 6 * HOUR, STREET_STEP);
+	sync_all(e.stg, 2);
+	struct stg_hold h = { .camera_count = 1, .cameras = { 1 },
+	                      .start_us = T_BASE_US + 2 * HOUR, .end_us = T_BASE_US + 5 * HOUR };
+	snprintf(h.case_ref, sizeof h.case_ref, "CASE-S");
+	cr_assert_eq(stg_hold_create(e.stg, &h, NULL, 0, NULL), 0);
+	uint64_t held_frames = read_checked(e.stg, 1, h.start_us, h.end_us);
+	cr_assert_eq(held_frames, 36 * BURST);
+	/* four days through a 16 MiB ring, a sweep every hour */
+	for (int64_t t = T_BASE_US + 6 * HOUR; t < T_BASE_US + 4 * DAY; t += HOUR) {
+		record_span(e.stg, 2, t, t + HOUR, STREET_STEP);
+		cr_assert_eq(stg_retention_enforce(e.stg), 0);
+	}
+	sync_all(e.stg, 2);
+	cr_assert_eq(stg_retention_enforce(e.stg), 0);
+	struct stg_volume_stats vs;
+	cr_assert_eq(stg_volume_stats(e.stg, &vs, 1), 1);
+	cr_assert(vs.reclaims >= 32, "the ring wrapped twice (%llu reclaims)",
+	          (unsigned long long)vs.reclaims);
+	cr_assert_eq(read_checked(e.stg, 1, h.start_us, h.end_us), held_frames,
+	             "held stretch intact");
+	uint64_t held = disk_bytes(e.stg, 1, h.start_us, h.end_us);
+	uint64_t unheld = all_bytes(e.stg, 1) + all_bytes(e.stg, 2) - held;
+	struct stg_retention_stats rs;
+	cr_assert_eq(stg_retention_stats(e.stg, &rs, NULL, 0, NULL), 0);
+	cr_assert_eq(rs.held_bytes, held);
+	uint64_t limit = (uint64_t)((double)(rs.capacity_bytes - held) * 30 / 100);
+	struct stg_class_stats st = class_stats(e.stg, "street");
+	cr_assert_eq(st.share_bytes, limit);
+	cr_assert_eq(st.bytes, unheld, "counted %llu, on disk %llu unheld",
+	             (unsigned long long)st.bytes, (unsigned long long)unheld);
+	/* at most its share, and not less by what the hold keeps: under it by
+	 * less than one chunk (~22 KB), as whole chunks go */
+	cr_assert(unheld <= limit, "unheld %llu over %llu", (unsigned long long)unheld,
+	          (unsigned long long)limit);
+	cr_assert(unheld + 25000 > limit, "unheld %llu, share %llu, held %llu",
+	          (unsigned long long)unheld, (unsigned long long)limit,
+	          (unsigned long long)held);
+	cr_assert(held > 25000 * 20, "the hold keeps far more than a chunk");
+	/* the unheld footage is the youngest, whole */
+	int64_t now = g_now, from = oldest(e.stg, 2);
+	cr_assert(from > h.end_us);
+	for (uint32_t cam = 1; cam <= 2; cam++)
+		cr_assert_eq(read_checked(e.stg, cam, from, INT64_MAX / 2),
+		             bursts_in(cam, STREET_STEP, from, now) * BURST);
+	/* after a restart the counts are rebuilt from the index and the disks */
+	tu_env_close(&e);
+	tu_env_open(&e);
+	sweep_counted(e.stg, "street");
+	cr_assert_eq(class_stats(e.stg, "street").bytes, unheld, "census");
+	cr_assert_eq(read_checked(e.stg, 1, h.start_us, h.end_us), held_frames);
+	tu_env_fini(&e);
 }
