@@ -3,10 +3,11 @@
  *
  * Every closed chunk travels in its own buffer from the producer to the
  * writer, which frees it once copied into a write block. Chunks are large
- * (a GOP: 64 KiB to 2 MiB), so plain malloc/free would hand each one fresh
- * pages from mmap and fault them in on first touch: measured, page faults
- * were a quarter of the engine's CPU. The pool keeps freed buffers in size
- * classes four to an octave (64, 80, 96, 112, 128, 160 KiB ... 4 MiB of
+ * (a GOP: 16 KiB at one frame a second to 2 MiB), so plain malloc/free
+ * would hand each one fresh pages from mmap and fault them in on first
+ * touch: measured, page faults were a quarter of the engine's CPU. The
+ * pool keeps freed buffers in size classes four to an octave (16, 20, 24,
+ * 28, 32, 40 KiB ... 4 MiB of
  * memory, struct included, so a class is what it costs and rounding wastes
  * at most a quarter) up to a byte budget, so in steady state the same warm
  * memory goes round between producers and writers.
@@ -15,8 +16,8 @@
 #include <sys/mman.h>
 #include "internal.h"
 
-#define POOL_MIN_SHIFT 16          /* 64 KiB */
-#define POOL_OCTAVES 6             /* .. 4 MiB */
+#define POOL_MIN_SHIFT 14          /* 16 KiB */
+#define POOL_OCTAVES 8             /* .. 4 MiB */
 #define POOL_CLASSES (POOL_OCTAVES * 4 + 1)
 
 #define HUGE_PAGE (2u << 20)       /* one transparent huge page */

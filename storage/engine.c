@@ -175,8 +175,10 @@ int stg_camera_get(struct stg *stg, uint32_t camera_id, struct stg_camera **out)
 static int chunk_start(struct stg_camera *c, const struct stg_frame *f)
 {
 	/* room for the largest recent GOP and an eighth more, so that a chunk
-	 * rarely outgrows its buffer (growing copies it) */
-	uint32_t cap = c->size_hint ? c->size_hint + c->size_hint / 8 : 64 * 1024;
+	 * rarely outgrows its buffer (growing copies it); a camera's first
+	 * chunk starts small and grows: 30,000 cameras at one frame a second
+	 * need 20-40 KiB each, and a buffer once carved stays in the pool */
+	uint32_t cap = c->size_hint ? c->size_hint + c->size_hint / 8 : 16 * 1024;
 	if (cap < sizeof(struct rec_header) + f->size + 4096)
 		cap = (uint32_t)sizeof(struct rec_header) + f->size + 4096;
 	if (c->spare && c->spare->cap >= cap) {
