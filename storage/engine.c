@@ -317,6 +317,34 @@ static int chunk_close(struct stg_camera *c, int64_t end_us, bool flushed)
 	return 0;
 }
 
+/* How long a camera may go without a frame before that is a gap in its
+ * footage: gap_us, or 2.5 frame intervals of a slow camera (at one frame a
+ * second, a frame 1.05 s after the last one is not a gap). Before the
+ * camera's second frame its interval is unknown: twice gap_us, so that a
+ * slow camera's first interval is not a gap either. Invariant: a
+ * chunk ends where the next one starts unless the time between them is a
+ * gap by this measure, so the index (which compares chunk ends and starts
+ * with gap_us) sees a slow camera's footage as one range. */
+#define STG_MAX_FRAME_DT 10000000    /* intervals learned: up to 10 s */
+
+static int64_t cam_gap_us(const struct stg_camera *c)
+{
+	int64_t gap = c->stg->cfg.gap_us;
+	int64_t slow = c->frame_dt8 ? c->frame_dt8 / 8 * 5 / 2 : 2 * gap;
+	return slow > gap ? slow : gap;
+}
+
+/* Learns the camera's frame interval from the time since its last frame,
+ * unless that time was a gap: an average over about eight frames, kept in
+ * eighths so that a steady interval is learned exactly; the first interval
+ * sets it. */
+static void learn_frame_dt(struct stg_camera *c, int64_t dt)
+{
+	if (dt <= 0 || dt > STG_MAX_FRAME_DT || dt > cam_gap_us(c))
+		return;
+	c->frame_dt8 = c->frame_dt8 ? c->frame_dt8 + dt - c->frame_dt8 / 8 : 8 * dt;
+}
+
 static bool must_close(const struct stg_camera *c, const struct stg_frame *f)
 {
 	const struct stg_config *cfg = &c->stg->cfg;
@@ -325,16 +353,19 @@ static bool must_close(const struct stg_camera *c, const struct stg_frame *f)
 	       (uint64_t)raw + f->size > cfg->max_chunk_bytes ||
 	       f->time_us - c->first_us >= (int64_t)cfg->max_chunk_ms * 1000 ||
 	       c->nframes >= UINT16_MAX || f->codec != c->codec ||
-	       f->time_us - c->last_us > (int64_t)cfg->gap_us;
+	       f->time_us - c->last_us > cam_gap_us(c);
 }
 
 /* Where the last frame of the open chunk ends, given the next frame's time
- * (or INT64_MIN when unknown). */
+ * (or INT64_MIN when unknown): at the next frame unless a gap lies between,
+ * else one frame interval (the chunk's last one) after its last frame. */
 static int64_t chunk_end(const struct stg_camera *c, int64_t next_us)
 {
-	if (next_us != INT64_MIN && next_us - c->last_us <= (int64_t)c->stg->cfg.gap_us)
+	int64_t gap = cam_gap_us(c);
+	if (next_us != INT64_MIN && next_us - c->last_us <= gap)
 		return next_us;
-	int64_t dur = c->prev_dt > 0 && c->prev_dt <= (int64_t)c->stg->cfg.gap_us ? c->prev_dt : 40000;
+	int64_t dur = c->prev_dt > 0 && c->prev_dt <= gap ? c->prev_dt
+	              : c->frame_dt8 ? c->frame_dt8 / 8 : 40000;
 	return c->last_us + dur;
 }
 
@@ -359,6 +390,8 @@ int stg_put_frame(struct stg_camera *c, const struct stg_frame *f)
 	c->cur_len += f->size;
 	if (c->nframes > 1)
 		c->prev_dt = f->time_us - c->last_us;
+	if (c->last_time && !(c->range_break && c->nframes == 1))
+		learn_frame_dt(c, f->time_us - c->last_time);   /* not across a flush */
 	c->last_us = f->time_us;
 	c->last_time = f->time_us;
 	return 0;

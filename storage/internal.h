@@ -136,6 +136,8 @@ struct stg_camera {
 	uint32_t nframes, table_cap;
 	struct frame_entry *table;
 	int64_t first_us, last_us, prev_dt;
+	int64_t frame_dt8;         /* 8 x the camera's frame interval, smoothed;
+	                              0 before its second frame (cam_gap_us) */
 	enum stg_codec codec;
 	bool key_start;
 	bool range_break;         /* next closed chunk gets REC_RANGE_START */

@@ -124,7 +124,9 @@ struct stg_config {
 	uint64_t dir_cache_bytes;     /* decoded segment directories kept [64 MiB] */
 	uint32_t max_chunk_ms;        /* close a chunk after this long [4000] */
 	uint32_t max_chunk_bytes;     /* close a chunk above this size [2 MiB] */
-	uint32_t gap_us;              /* frames further apart start a new range [1 s] */
+	uint32_t gap_us;              /* frames further apart start a new range [1 s],
+	                               * or further than 2.5 of the camera's frame
+	                               * intervals when that is longer (1 fps) */
 	uint64_t map_size;            /* initial LMDB map size [64 MiB]; grows */
 	bool no_fsync;                /* skip fdatasync (benchmarks of raw speed only) */
 

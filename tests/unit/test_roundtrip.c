@@ -208,3 +208,47 @@ Test(roundtrip, seek_steps_back_over_many_keyless_chunks)
 	stg_iter_close(it);
 	tu_env_fini(&e);
 }
+
+/* A camera at one frame a second, its frames arriving up to 150 ms early
+ * or late, key frame every other frame: its footage is one range, not a
+ * range per late frame (gap_us is 1 s); a real outage of 5 s is a gap;
+ * the same holds after a restart rebuilt nothing (the chunks' ends are on
+ * disk). A 25 fps camera still shows a 1.5 s outage. */
+Test(roundtrip, a_slow_camera_is_not_a_string_of_gaps)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 16 << 20, 8);
+	tu_env_open(&e);
+	struct stg_camera *cam;
+	cr_assert_eq(stg_camera_get(e.stg, 9, &cam), 0);
+	static const int jitter_ms[] = { 0, 150, -120, 90, -150, 140, 30, -60 };
+	uint8_t buf[2000];
+	int64_t t0 = 1700000000LL * 1000000;
+	for (int i = 0; i < 160; i++) {
+		int64_t t = t0 + (int64_t)i * 1000000 + jitter_ms[i % 8] * 1000;
+		if (i >= 100)
+			t += 5000000;                       /* 5 s outage before frame 100 */
+		tu_frame_fill(buf, sizeof buf, 9, (uint32_t)i);
+		struct stg_frame f = { .time_us = t, .data = buf, .size = sizeof buf,
+		                       .key = i % 2 == 0, .codec = STG_CODEC_H264 };
+		cr_assert_eq(stg_put_frame(cam, &f), 0, "frame %d", i);
+	}
+	cr_assert_eq(stg_camera_flush(cam), 0);
+	tu_put_frames(e.stg, 7, 0, 100);
+	tu_put_frames(e.stg, 7, 138, 200);             /* 25 fps, 1.52 s without frames */
+	tu_flush(e.stg, 7);
+	cr_assert_eq(stg_sync(e.stg), 0);
+	for (int round = 0; round < 2; round++) {
+		struct stg_range r[8];
+		int n = stg_ranges(e.stg, 9, 0, INT64_MAX, r, 8);
+		cr_assert_eq(n, 2, "round %d: the slow camera has %d ranges", round, n);
+		cr_assert_eq(r[0].start_us, t0);
+		cr_assert_geq(r[0].end_us, t0 + 99 * 1000000LL - 150000);
+		cr_assert_eq(r[1].start_us, t0 + 105 * 1000000LL + jitter_ms[100 % 8] * 1000);
+		n = stg_ranges(e.stg, 7, 0, INT64_MAX, r, 8);
+		cr_assert_eq(n, 2, "round %d: the 25 fps camera has %d ranges", round, n);
+		tu_env_close(&e);
+		tu_env_open(&e);
+	}
+	tu_env_fini(&e);
+}
