@@ -672,12 +672,14 @@ static void run(struct daemon *d)
 		if (now >= next_sync) {
 			camsync_poll(d->sync);
 			retention_sync_cameras(d->stg, d->reg, &d->class_generation);
-			next_sync += SYNC_EVERY_US;
 			if (now >= next_status) {
 				log_status(d, "running");
-				next_status += STATUS_EVERY_US;
+				next_status = now + STATUS_EVERY_US;
 			}
-			continue;
+			/* From when they end: duties that took longer than their
+			 * period (the first sync of 30,000 cameras) are not run back
+			 * to back to catch up, which kept signals waiting. */
+			next_sync = nvr_mono_us() + SYNC_EVERY_US;
 		}
 		int sig = wait_signal(next_sync < end ? next_sync : end);
 		if (sig == SIGHUP) {
