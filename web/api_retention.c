@@ -37,10 +37,15 @@ static json_t *ar_days(int64_t us)
 
 static json_t *ar_class_json(const struct stg_class_stats *c)
 {
-	return json_pack("{s:s, s:o, s:o, s:I, s:I, s:o, s:o, s:f, s:b, s:o, s:o}",
+	/* bytes against share_bytes: only counted while some class has a share */
+	json_t *share = c->share_bytes ? json_pack("{s:I, s:I}", "bytes", (json_int_t)c->bytes,
+	                                           "limit_bytes", (json_int_t)c->share_bytes)
+	                               : json_null();
+	return json_pack("{s:s, s:o, s:o, s:I, s:o, s:I, s:o, s:o, s:f, s:b, s:o, s:o}",
 	                 "name", c->cls.name, "promised_days", ar_days(c->cls.min_us),
 	                 "max_days", c->cls.max_us ? ar_days(c->cls.max_us) : json_null(),
-	                 "share_pct", (json_int_t)c->cls.share_pct, "cameras", (json_int_t)c->cameras,
+	                 "share_pct", (json_int_t)c->cls.share_pct, "share", share,
+	                 "cameras", (json_int_t)c->cameras,
 	                 "retained_days", ar_days(c->retained_us > 0 ? c->retained_us : 0),
 	                 "forecast_days", ar_days(c->forecast_us), "bytes_per_s", c->bytes_per_s,
 	                 "alarm", c->alarm, "alarm_since",

@@ -280,6 +280,9 @@ k, d = cls["key"], cls["default"]
 assert (k["promised_days"], k["max_days"], k["share_pct"]) == (90, 365, 50), k
 assert (d["promised_days"], d["max_days"]) == (0, 30), d
 assert not k["alarm"] and k["alarm_since"] is None and not d["alarm"], cls
+# a share is counted from the first retention sweep on; then the class is within it
+assert k["share"] is None or 0 <= k["share"]["bytes"] <= k["share"]["limit_bytes"], k
+assert d["share"] is None, d
 cams = {c["id"]: c for c in r["cameras"]}
 assert r["total"] == len(cams) == 2 and r["offset"] == 0 and r["limit"] == 100, r
 assert cams[1]["class"] == "default" and cams[2]["class"] == "key", cams

@@ -9,10 +9,11 @@
  *      wipe DIR/index, open the engine with a clock that follows the
  *      footage and a reclaim trace;
  *   2. classes: a quarter of the cameras in "key" (promised half of what
- *      the ring holds), the rest in "street" (no promise); a hold on two
- *      cameras over the first tenth of the ring's footage;
+ *      the ring holds), the rest in "street" (no promise);
  *   3. warm-up: record a fifth of the capacity (not measured: the first
- *      writes of a run pay for cold caches and the index's first pages);
+ *      writes of a run pay for cold caches and the index's first pages),
+ *      then a hold on two cameras over the first tenth of the ring's
+ *      footage (a hold covers footage already recorded);
  *   4. free phase: record half the capacity; no segment is reclaimed;
  *   5. fill the rest of the ring (not measured), then the reclaim phase:
  *      record 1.5 times the capacity; every segment the writer opens is
@@ -176,8 +177,12 @@ static int set_policy(struct ret_run *r)
 		return err;
 	for (uint32_t id = 1; id <= r->o.cameras && !err; id++)
 		err = stg_camera_set_class(r->stg, id, id % 4 == 0 ? "key" : "street");
-	if (err)
-		return err;
+	return err;
+}
+
+/* The hold on cameras 1 and 2, once their footage is recorded. */
+static int set_hold(struct ret_run *r)
+{
 	struct stg_hold h = { .camera_count = 2, .cameras = { 1, 2 },
 	                      .start_us = r->synth.base_us,
 	                      .end_us = r->synth.base_us + (int64_t)(ring_seconds(r) * 0.1e6) +
@@ -232,7 +237,7 @@ static int run(struct ret_run *r)
 	       (double)r->capacity / 1e6, ring_seconds(r), r->o.cameras, r->o.bitrate_kbps);
 	double free_mbps, reclaim_mbps, unused;
 	uint64_t free_bytes, reclaim_bytes, skipped;
-	if ((err = feed(r, r->capacity / 5, &unused, &skipped)) ||
+	if ((err = feed(r, r->capacity / 5, &unused, &skipped)) || (err = set_hold(r)) ||
 	    (err = feed(r, r->capacity / 2, &free_mbps, &free_bytes)))
 		return err;
 	struct stg_volume_stats vs;
