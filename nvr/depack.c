@@ -112,22 +112,10 @@ static int reserve(struct depack *d, size_t extra)
 	return 0;
 }
 
-/* Appends n bytes. The buffer of a camera sending a frame a second is
- * cold (30,000 of them do not fit in any cache), and copying into it
- * waited on a cache miss per line: 36% of a loop's time at 30,000
- * cameras. The next packet's bytes go right after these, so the lines
- * they will fill are asked for now, while this packet's bookkeeping and
- * the next one's parsing run. */
-#define PUT_AHEAD 1536u      /* an RTP payload, rounded up to cache lines */
-
 static void put(struct depack *d, const uint8_t *p, size_t n)
 {
-	uint8_t *dst = d->buf + ROOM + d->len;
-	memcpy(dst, p, n);
+	memcpy(d->buf + ROOM + d->len, p, n);
 	d->len += n;
-	const uint8_t *end = d->buf + d->cap;
-	for (const uint8_t *a = dst + n; a < dst + n + PUT_AHEAD && a < end; a += 64)
-		__builtin_prefetch(a, 1, 3);
 }
 
 /* Starts a NAL unit: start code and header (the caller reserved room). */
