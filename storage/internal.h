@@ -173,6 +173,9 @@ void dc_put(struct dircache *dc, struct segdir *d);
 void dc_seal(struct dircache *dc, struct segdir *d);
 void dc_drop(struct dircache *dc, uint16_t vol, uint32_t gen);
 void segdir_append(struct segdir *d, const struct dir_entry *e);
+/* A copy of the visible entries (to work on without the directory's lock);
+ * the caller frees *out. 0 or -ENOMEM. */
+int segdir_copy(struct segdir *d, struct dir_entry **out, uint32_t *n);
 
 /* Lookups return 1 and fill *out when found, 0 when not. They see only
  * chunks of one kind: `kind` is REC_RELOCATED for relocated copies, 0 for

@@ -231,14 +231,11 @@ static int plan(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen,
 	int err = dc_get(stg, v->id, gen, &d);
 	if (err)
 		return err == STG_EGONE || err == MDB_NOTFOUND ? 0 : err;
-	pthread_mutex_lock(&d->lock);
-	uint32_t n = d->visible;
-	struct dir_entry *e = malloc((n ? n : 1) * sizeof *e), *cand = NULL;
-	if (e && n)
-		memcpy(e, d->e, n * sizeof *e);
-	pthread_mutex_unlock(&d->lock);
+	struct dir_entry *e, *cand = NULL;
+	uint32_t n;
+	err = segdir_copy(d, &e, &n);
 	dc_put(stg->dc, d);
-	if (!e || !(cand = malloc((n ? n : 1) * sizeof *cand))) {
+	if (err || !(cand = malloc((n ? n : 1) * sizeof *cand))) {
 		free(e);
 		return -ENOMEM;
 	}
@@ -293,12 +290,10 @@ static void note_losses(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t gen
 	if (dc_get(stg, v->id, gen, &d))
 		return;
 	int64_t now = stg_now(stg);
-	pthread_mutex_lock(&d->lock);
-	uint32_t n = d->visible;
-	struct dir_entry *e = malloc((n ? n : 1) * sizeof *e);
-	if (e && n)
-		memcpy(e, d->e, n * sizeof *e);
-	pthread_mutex_unlock(&d->lock);
+	struct dir_entry *e;
+	uint32_t n;
+	if (segdir_copy(d, &e, &n))
+		LOG_WARN("event=losses_not_checked vol=%u gen=%u err=\"out of memory\"", v->id, gen);
 	dc_put(stg->dc, d);
 	for (uint32_t i = 0; e && i < n; i++)
 		if (!(ev && copied(ev, &e[i])) && live(t, stg, v, gen, &e[i]))

@@ -1507,14 +1507,9 @@ static int dir_copy(struct stg *stg, struct vol *v, uint32_t gen, struct dir_ent
 	int err = dc_get(stg, v->id, gen, &d);
 	if (err)
 		return err == STG_EGONE || err == MDB_NOTFOUND ? 0 : err;
-	pthread_mutex_lock(&d->lock);
-	*n = d->visible;
-	*out = malloc((*n ? *n : 1) * sizeof **out);
-	if (*out && *n)
-		memcpy(*out, d->e, *n * sizeof **out);
-	pthread_mutex_unlock(&d->lock);
+	err = segdir_copy(d, out, n);
 	dc_put(stg->dc, d);
-	return *out ? 0 : -ENOMEM;
+	return err;
 }
 
 /* Adds the indexed, unheld chunks of over-share classes in (vslot, gen). */

@@ -368,14 +368,7 @@ int segdir_first_after(struct segdir *d, uint32_t cam, int64_t t, uint16_t kind,
 /* Is (cam, start) in `rm` (sorted by camera, then start)? */
 static bool listed(const struct dir_entry *rm, uint32_t n, uint32_t cam, int64_t start)
 {
-	uint32_t lo = 0, hi = n;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (rm[mid].camera_id < cam || (rm[mid].camera_id == cam && rm[mid].start_us < start))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	uint32_t lo = lower_bound(rm, n, cam, start);
 	return lo < n && rm[lo].camera_id == cam && rm[lo].start_us == start;
 }
 
@@ -421,4 +414,17 @@ void segdir_sum(struct segdir *d, uint32_t cam, int64_t t0, int64_t t1,
 		acc->chunks++;
 	}
 	pthread_mutex_unlock(&d->lock);
+}
+
+int segdir_copy(struct segdir *d, struct dir_entry **out, uint32_t *n)
+{
+	pthread_mutex_lock(&d->lock);
+	*n = d->visible;
+	*out = malloc((*n ? *n : 1) * sizeof **out);
+	if (*out && *n)
+		memcpy(*out, d->e, *n * sizeof **out);
+	pthread_mutex_unlock(&d->lock);
+	if (!*out)
+		*n = 0;
+	return *out ? 0 : -ENOMEM;
 }

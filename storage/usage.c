@@ -302,15 +302,12 @@ static int census_segment(MDB_txn *t, struct stg *stg, struct vol *v, uint32_t g
 		         stg_strerror(err));
 		return 0;
 	}
-	pthread_mutex_lock(&d->lock);
-	uint32_t n = d->visible;
-	struct dir_entry *e = malloc((n ? n : 1) * sizeof *e);
-	if (e && n)
-		memcpy(e, d->e, n * sizeof *e);
-	pthread_mutex_unlock(&d->lock);
+	struct dir_entry *e;
+	uint32_t n;
+	err = segdir_copy(d, &e, &n);
 	dc_put(stg->dc, d);
-	if (!e)
-		return -ENOMEM;
+	if (err)
+		return err;
 	int64_t rstart = 0;
 	struct idx_range r = { 0 };
 	bool have = false;
