@@ -115,7 +115,7 @@ const struct config_option config_options[] = {
 	         CONFIG_RESTART, "RTCP time further than this from arrival time is ignored"),
 	SIZE("ingest", "recv_buffer_max", recv_buffer_max, "256K", 16 * KIB, 16 * MIB, NULL,
 	     CONFIG_RESTART, "largest receive buffer of one RTSP session"),
-	UINT("ingest", "recv_batch_ms", recv_batch_ms, "40", 0, 1000, NULL, CONFIG_RESTART,
+	UINT("ingest", "recv_batch_ms", recv_batch_ms, "100", 0, 1000, NULL, CONFIG_RESTART,
 	     "a streaming session that emptied its socket reads again after this many ms, "
 	     "so each receive takes many packets (less CPU); 0 reads at once"),
 	UINT("ingest", "max_connecting", max_connecting, "256", 1, 65535, NULL, CONFIG_RESTART,

@@ -96,7 +96,7 @@ void ingest_config_defaults(struct ingest_config *c)
 	if (!c->recv_buffer_max)
 		c->recv_buffer_max = 256u << 10;
 	if (!c->recv_batch_ms)
-		c->recv_batch_ms = 40;
+		c->recv_batch_ms = 100;
 	if (!c->max_connecting)
 		c->max_connecting = 256;
 }

@@ -45,7 +45,7 @@ struct ingest_config {
 	uint32_t recv_buffer_max;     /* per-session receive buffer cap [256 KiB] */
 	int32_t recv_batch_ms;        /* a streaming session that emptied the socket
 	                               * reads again after this long, so that each
-	                               * receive takes many packets [40]; < 0: at once */
+	                               * receive takes many packets [100]; < 0: at once */
 	uint32_t max_connecting;      /* sessions per loop connecting or negotiating
 	                               * at once; the others wait in order [256] */
 	bool default_udp;             /* RTP over UDP for records naming no transport [false] */
