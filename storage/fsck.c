@@ -80,6 +80,17 @@ static int copy_volumes(struct fsck *f)
 	return err;
 }
 
+struct copy_to {
+	MDB_txn *t;
+	MDB_dbi db;
+};
+
+static int copy_record(void *user, const MDB_val *k, const MDB_val *d)
+{
+	struct copy_to *to = user;
+	return mdb_put(to->t, to->db, (MDB_val *)k, (MDB_val *)d, 0);
+}
+
 static int copy_db(struct fsck *f, MDB_dbi from, MDB_dbi to)
 {
 	MDB_txn *rt, *wt;
@@ -91,13 +102,8 @@ static int copy_db(struct fsck *f, MDB_dbi from, MDB_dbi to)
 		idx_read_end(f->live, rt);
 		return err;
 	}
-	MDB_cursor *c;
-	mdb_cursor_open(rt, from, &c);
-	MDB_val k, d;
-	for (int rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); rc == 0 && !err;
-	     rc = mdb_cursor_get(c, &k, &d, MDB_NEXT))
-		err = mdb_put(wt, to, &k, &d, 0);
-	mdb_cursor_close(c);
+	struct copy_to dst = { wt, to };
+	err = idx_foreach(rt, from, copy_record, &dst);
 	idx_read_end(f->live, rt);
 	if (err) {
 		mdb_txn_abort(wt);

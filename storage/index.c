@@ -222,6 +222,21 @@ int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 	return mdb_put(t, ix->segments, &k, &d, 0);
 }
 
+int idx_foreach(MDB_txn *t, MDB_dbi db, idx_record_fn fn, void *user)
+{
+	MDB_cursor *c;
+	int err = mdb_cursor_open(t, db, &c);
+	if (err)
+		return err;
+	MDB_val k, d;
+	for (err = mdb_cursor_get(c, &k, &d, MDB_FIRST); !err;
+	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT))
+		if ((err = fn(user, &k, &d)))
+			break;
+	mdb_cursor_close(c);
+	return err == MDB_NOTFOUND ? 0 : err;
+}
+
 int idx_foreach_segment(MDB_txn *t, struct index *ix, uint16_t vol,
                         idx_segment_fn fn, void *user)
 {

@@ -239,6 +239,10 @@ int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 /* Calls fn for each live segment of a volume, oldest generation first,
  * until fn returns non-zero (which is then returned; 1 means "found"). */
 typedef int (*idx_segment_fn)(void *user, uint32_t gen, const struct idx_segment *s);
+/* Calls fn for every record of `db` in key order until fn returns non-zero
+ * (which is then returned); 0 at the end, or an LMDB error. */
+typedef int (*idx_record_fn)(void *user, const MDB_val *k, const MDB_val *d);
+int idx_foreach(MDB_txn *t, MDB_dbi db, idx_record_fn fn, void *user);
 int idx_foreach_segment(MDB_txn *t, struct index *ix, uint16_t vol,
                         idx_segment_fn fn, void *user);
 /* The first live segment of a volume at or after generation `from`: 0

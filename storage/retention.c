@@ -226,50 +226,36 @@ struct vol *vol_by_index_id(struct stg *stg, uint16_t id)
 
 /* ---- loading ----------------------------------------------------------------- */
 
-static int load_classes(MDB_txn *t, struct stg *stg, struct retention *r)
+/* Loaders: one record of the index each (idx_foreach); malformed records
+ * are skipped. */
+static int load_class(void *user, const MDB_val *k, const MDB_val *d)
 {
-	MDB_cursor *c;
-	int err = mdb_cursor_open(t, idx_db_classes(stg->ix), &c);
-	if (err)
-		return err;
-	MDB_val k, d;
-	for (err = mdb_cursor_get(c, &k, &d, MDB_FIRST); !err && r->ncls < MAX_CLASSES;
-	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		struct ret_class *rc = &r->cls[r->ncls];
-		if (k.mv_size >= STG_CLASS_NAME_MAX || d.mv_size != sizeof rc->c)
-			continue;
-		memset(rc, 0, sizeof *rc);
-		memcpy(rc->name, k.mv_data, k.mv_size);
-		memcpy(&rc->c, d.mv_data, sizeof rc->c);
-		r->ncls++;
-	}
-	mdb_cursor_close(c);
-	return err == MDB_NOTFOUND ? 0 : err;
+	struct retention *r = user;
+	if (r->ncls >= MAX_CLASSES)
+		return MDB_NOTFOUND;   /* no room for more: stop, as at the end */
+	struct ret_class *rc = &r->cls[r->ncls];
+	if (k->mv_size >= STG_CLASS_NAME_MAX || d->mv_size != sizeof rc->c)
+		return 0;
+	memset(rc, 0, sizeof *rc);
+	memcpy(rc->name, k->mv_data, k->mv_size);
+	memcpy(&rc->c, d->mv_data, sizeof rc->c);
+	r->ncls++;
+	return 0;
 }
 
-static int load_camclass(MDB_txn *t, struct stg *stg, struct retention *r)
+static int load_camclass(void *user, const MDB_val *k, const MDB_val *d)
 {
-	MDB_cursor *c;
-	int err = mdb_cursor_open(t, idx_db_camclass(stg->ix), &c);
-	if (err)
-		return err;
-	MDB_val k, d;
-	for (err = mdb_cursor_get(c, &k, &d, MDB_FIRST); !err;
-	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		char name[STG_CLASS_NAME_MAX] = { 0 };
-		const uint8_t *kb = k.mv_data;
-		if (k.mv_size != 4 || d.mv_size >= sizeof name)
-			continue;
-		memcpy(name, d.mv_data, d.mv_size);
-		struct ret_cam *rc = cam_find(r, (uint32_t)kb[0] << 24 | kb[1] << 16 | kb[2] << 8 | kb[3], true);
-		if (!rc) {
-			err = -ENOMEM;
-			break;
-		}
-		rc->cls = class_find(r, name);
-	}
-	mdb_cursor_close(c);
-	return err == MDB_NOTFOUND ? 0 : err;
+	struct retention *r = user;
+	char name[STG_CLASS_NAME_MAX] = { 0 };
+	const uint8_t *kb = k->mv_data;
+	if (k->mv_size != 4 || d->mv_size >= sizeof name)
+		return 0;
+	memcpy(name, d->mv_data, d->mv_size);
+	struct ret_cam *rc = cam_find(r, (uint32_t)kb[0] << 24 | kb[1] << 16 | kb[2] << 8 | kb[3], true);
+	if (!rc)
+		return -ENOMEM;
+	rc->cls = class_find(r, name);
+	return 0;
 }
 
 static void hold_key(uint8_t kb[8], uint64_t id)
@@ -278,39 +264,27 @@ static void hold_key(uint8_t kb[8], uint64_t id)
 		kb[i] = (uint8_t)id;
 }
 
-static int load_holds(MDB_txn *t, struct stg *stg, struct retention *r)
+static int load_hold(void *user, const MDB_val *k, const MDB_val *d)
 {
-	MDB_cursor *c;
-	int err = mdb_cursor_open(t, idx_db_holds(stg->ix), &c);
-	if (err)
-		return err;
-	MDB_val k, d;
-	r->next_hold = 1;
-	for (err = mdb_cursor_get(c, &k, &d, MDB_FIRST); !err;
-	     err = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-		struct ret_hold h = { 0 };
-		if (k.mv_size != 8 || d.mv_size < sizeof h.h)
-			continue;
-		for (int i = 0; i < 8; i++)
-			h.id = h.id << 8 | ((const uint8_t *)k.mv_data)[i];
-		memcpy(&h.h, d.mv_data, sizeof h.h);
-		if (h.h.camera_count > STG_HOLD_MAX_CAMERAS ||
-		    d.mv_size != sizeof h.h + h.h.camera_count * sizeof(uint32_t))
-			continue;
-		memcpy(h.cams, (const uint8_t *)d.mv_data + sizeof h.h,
-		       h.h.camera_count * sizeof(uint32_t));
-		struct ret_hold *n = realloc(r->holds, (size_t)(r->nholds + 1) * sizeof *n);
-		if (!n) {
-			err = -ENOMEM;
-			break;
-		}
-		r->holds = n;
-		r->holds[r->nholds++] = h;
-		if (h.id >= r->next_hold)
-			r->next_hold = h.id + 1;
-	}
-	mdb_cursor_close(c);
-	return err == MDB_NOTFOUND ? 0 : err;
+	struct retention *r = user;
+	struct ret_hold h = { 0 };
+	if (k->mv_size != 8 || d->mv_size < sizeof h.h)
+		return 0;
+	for (int i = 0; i < 8; i++)
+		h.id = h.id << 8 | ((const uint8_t *)k->mv_data)[i];
+	memcpy(&h.h, d->mv_data, sizeof h.h);
+	if (h.h.camera_count > STG_HOLD_MAX_CAMERAS ||
+	    d->mv_size != sizeof h.h + h.h.camera_count * sizeof(uint32_t))
+		return 0;
+	memcpy(h.cams, (const uint8_t *)d->mv_data + sizeof h.h, h.h.camera_count * sizeof(uint32_t));
+	struct ret_hold *n = realloc(r->holds, (size_t)(r->nholds + 1) * sizeof *n);
+	if (!n)
+		return -ENOMEM;
+	r->holds = n;
+	r->holds[r->nholds++] = h;
+	if (h.id >= r->next_hold)
+		r->next_hold = h.id + 1;
+	return 0;
 }
 
 /* with the shares, below */
@@ -331,8 +305,10 @@ int ret_open(struct stg *stg)
 	int err = idx_read_begin(stg->ix, &t);
 	if (err)
 		return err;
-	if (!(err = load_classes(t, stg, r)) && !(err = load_camclass(t, stg, r)))
-		err = load_holds(t, stg, r);
+	r->next_hold = 1;
+	if (!(err = idx_foreach(t, idx_db_classes(stg->ix), load_class, r)) &&
+	    !(err = idx_foreach(t, idx_db_camclass(stg->ix), load_camclass, r)))
+		err = idx_foreach(t, idx_db_holds(stg->ix), load_hold, r);
 	idx_read_end(stg->ix, t);
 	if (!err)
 		LOG_INFO("event=retention_loaded classes=%d cameras=%u holds=%d", r->ncls,

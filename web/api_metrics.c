@@ -95,6 +95,13 @@ static void mx_family(struct mx_req *m, const char *name, const char *type, cons
 	mx_printf(m, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A gauge with one unlabelled sample. */
+static void mx_gauge(struct mx_req *m, const char *name, const char *help, uint64_t value)
+{
+	mx_family(m, name, "gauge", help);
+	mx_printf(m, "%s %" PRIu64 "\n", name, value);
+}
+
 static const char *mx_volume_state(enum stg_volume_state s)
 {
 	switch (s) {
@@ -205,14 +212,12 @@ static void mx_retention(struct mx_req *m)
 		nvr_log("warn", "web", "event=metrics_retention_failed error=\"%s\"", stg_strerror(err));
 		return;
 	}
-	mx_family(m, "nvr_retention_capacity_bytes", "gauge", "footage the volumes hold when full");
-	mx_printf(m, "nvr_retention_capacity_bytes %" PRIu64 "\n", rs.capacity_bytes);
-	mx_family(m, "nvr_holds", "gauge", "legal holds in force");
-	mx_printf(m, "nvr_holds %" PRIu32 "\n", rs.holds);
-	mx_family(m, "nvr_held_bytes", "gauge", "footage legal holds keep (sum over the holds)");
-	mx_printf(m, "nvr_held_bytes %" PRIu64 "\n", rs.held_bytes);
-	mx_family(m, "nvr_retention_alarms", "gauge", "retention classes below their promise");
-	mx_printf(m, "nvr_retention_alarms %" PRIu32 "\n", rs.alarms);
+	mx_gauge(m, "nvr_retention_capacity_bytes", "footage the volumes hold when full",
+	         rs.capacity_bytes);
+	mx_gauge(m, "nvr_holds", "legal holds in force", rs.holds);
+	mx_gauge(m, "nvr_held_bytes", "footage legal holds keep (sum over the holds)",
+	         rs.held_bytes);
+	mx_gauge(m, "nvr_retention_alarms", "retention classes below their promise", rs.alarms);
 	for (int f = 0; f < 6; f++)
 		mx_class_family(m, cs, n < MX_CLASSES_MAX ? n : MX_CLASSES_MAX, f);
 }
@@ -222,12 +227,9 @@ static void mx_header(struct mx_req *m)
 	mx_volumes(m);
 	struct stg_index_stats is;
 	if (stg_index_stats(m->w->ctx.stg, &is) == 0) {
-		mx_family(m, "nvr_index_bytes", "gauge", "bytes of index pages in use");
-		mx_printf(m, "nvr_index_bytes %" PRIu64 "\n", is.bytes);
-		mx_family(m, "nvr_index_map_bytes", "gauge", "size of the index map");
-		mx_printf(m, "nvr_index_map_bytes %" PRIu64 "\n", is.map_size);
-		mx_family(m, "nvr_index_ranges", "gauge", "recorded ranges in the index");
-		mx_printf(m, "nvr_index_ranges %" PRIu64 "\n", is.ranges);
+		mx_gauge(m, "nvr_index_bytes", "bytes of index pages in use", is.bytes);
+		mx_gauge(m, "nvr_index_map_bytes", "size of the index map", is.map_size);
+		mx_gauge(m, "nvr_index_ranges", "recorded ranges in the index", is.ranges);
 	}
 	struct web_http_counts hc;
 	web_http_counts(m->w, &hc);
@@ -238,14 +240,11 @@ static void mx_header(struct mx_req *m)
 	memset(&t, 0, sizeof t);
 	if (m->w->ctx.ingest)
 		ingest_totals(m->w->ctx.ingest, &t);
-	mx_family(m, "nvr_cameras", "gauge", "cameras the ingest knows");
-	mx_printf(m, "nvr_cameras %" PRIu32 "\n", t.cameras);
-	mx_family(m, "nvr_cameras_streaming", "gauge", "cameras streaming now");
-	mx_printf(m, "nvr_cameras_streaming %" PRIu32 "\n", t.streaming);
-	mx_family(m, "nvr_cameras_backoff", "gauge", "cameras waiting to retry after a failure");
-	mx_printf(m, "nvr_cameras_backoff %" PRIu32 "\n", t.backoff);
-	mx_family(m, "nvr_cameras_repeat_failures", "gauge", "cameras that failed 3 or more times in 24 h");
-	mx_printf(m, "nvr_cameras_repeat_failures %" PRIu32 "\n", t.repeat_failures);
+	mx_gauge(m, "nvr_cameras", "cameras the ingest knows", t.cameras);
+	mx_gauge(m, "nvr_cameras_streaming", "cameras streaming now", t.streaming);
+	mx_gauge(m, "nvr_cameras_backoff", "cameras waiting to retry after a failure", t.backoff);
+	mx_gauge(m, "nvr_cameras_repeat_failures", "cameras that failed 3 or more times in 24 h",
+	         t.repeat_failures);
 }
 
 /* A camera's days kept, from the retention table (both lists ascend by

@@ -22,9 +22,7 @@ cd "$TEST_DIR"
 
 SIM_PORT=18671
 HTTP_PORT=18672
-for tool in curl ffprobe sha256sum; do
-	command -v $tool >/dev/null || { echo "skip: $tool is not installed"; exit 77; }
-done
+need_tools curl ffprobe sha256sum
 # shellcheck source=tests/blackbox/http_lib.bash
 . "$BLACKBOX_DIR/http_lib.bash"
 

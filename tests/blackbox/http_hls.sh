@@ -22,18 +22,10 @@ cd "$TEST_DIR"
 
 SIM_PORT=18695
 HTTP_PORT=18696
-for tool in curl ffprobe ffmpeg; do
-	command -v $tool >/dev/null || { echo "skip: $tool is not installed"; exit 77; }
-done
+need_tools curl ffprobe ffmpeg
 # shellcheck source=tests/blackbox/http_lib.bash
 . "$BLACKBOX_DIR/http_lib.bash"
 
-# fetch OUT PATH STATUS: GETs API/PATH into OUT, fails unless the status is STATUS.
-fetch() {
-	local code
-	code=$(curl -s "${CURL_AUTH[@]}" -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
-	[[ $code == "$3" ]] || { head -c 300 "$1" >&2; fail "GET $2: status $code, expected $3"; }
-}
 
 # m3u8 FILE KIND: checks playlist FILE (KIND vod or live) and writes FILE.json:
 # target, seq, disc_seq, segments [{uri, start, end, dur, disc, pdt_ms}].

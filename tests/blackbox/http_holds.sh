@@ -26,16 +26,7 @@ command -v curl >/dev/null || { echo "skip: curl is not installed"; exit 77; }
 # shellcheck source=tests/blackbox/http_lib.bash
 . "$BLACKBOX_DIR/http_lib.bash"
 
-cat >classes.conf <<'CONF'
-[class default]
-min_days = 0
-max_days = 30
-
-[class key]
-min_days = 90
-max_days = 365
-share = 50
-CONF
+cp "$BLACKBOX_DIR/../config/good/retention_classes.conf" classes.conf
 
 for r in viewer investigator operator; do
 	mkdir -p data

@@ -56,12 +56,18 @@ start_nvrd_api() {
 	fail "the $n cameras are not streaming"
 }
 
-# get NAME PATH [STATUS]: GETs API/PATH into NAME, fails unless the HTTP
-# status is STATUS (200) and the body is JSON.
-get() {
+# fetch OUT PATH STATUS: GETs API/PATH into OUT (its headers into
+# OUT.headers), fails unless the HTTP status is STATUS.
+fetch() {
 	local code
-	code=$(curl -s "${CURL_AUTH[@]}" -o "$1" -w '%{http_code}' "$API$2") || fail "curl $2 failed"
-	[[ $code == "${3:-200}" ]] || { cat "$1" >&2; fail "GET $2: status $code, expected ${3:-200}"; }
+	code=$(curl -s "${CURL_AUTH[@]}" -D "$1.headers" -o "$1" -w '%{http_code}' "$API$2") ||
+		fail "curl $2 failed"
+	[[ $code == "$3" ]] || { head -c 300 "$1" >&2; fail "GET $2: status $code, expected $3"; }
+}
+
+# get NAME PATH [STATUS]: fetch, and the body must be JSON.
+get() {
+	fetch "$1" "$2" "${3:-200}"
 	$PY -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" || fail "GET $2: not JSON"
 }
 

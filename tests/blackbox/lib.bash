@@ -9,6 +9,14 @@
 # This directory, absolute: tests cd into TEST_DIR before sourcing more.
 BLACKBOX_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
+# need_tools TOOL...: skips the test (exit 77) unless every TOOL is installed.
+need_tools() {
+	local tool
+	for tool in "$@"; do
+		command -v "$tool" >/dev/null || { echo "skip: $tool is not installed"; exit 77; }
+	done
+}
+
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1

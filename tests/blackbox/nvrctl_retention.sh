@@ -9,16 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.bash"
 cd "$TEST_DIR"
 
-cat >classes.conf <<'CONF'
-[class default]
-min_days = 0
-max_days = 30
-
-[class key]
-min_days = 90
-max_days = 365
-share = 50
-CONF
+cp "$BLACKBOX_DIR/../config/good/retention_classes.conf" classes.conf
 expect_exit 0 nvrd.log "$BIN/nvrd" --config classes.conf --data data --seconds 5 --simulate 4 \
 	--sim-port 18891 --volume-size 256M --http-port 0
 expect_grep 'event=retention_loaded' nvrd.log "the engine did not load retention state"
