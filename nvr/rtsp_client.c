@@ -49,7 +49,9 @@
  *    remembered (repeat failures, ingest.h), and the camera's warnings go
  *    through its log limiter (log.h: a burst, then one a minute).
  *  - Remove/stop: the camera leaves the id map at once (it can be added
- *    again right away), its frames end; TEARDOWN when the server gave a
+ *    again right away); a removed camera's frames end now, a stopping
+ *    recorder's with the TEARDOWN reply (what waits in the socket is
+ *    recorded); TEARDOWN when the server gave a
  *    session (its reply or 2 s, whichever first), then CLOSING as above,
  *    then the session is freed. A session is only freed at the end of an
  *    entry point (completion handler, timer, command) by settle(), never in
@@ -391,7 +393,7 @@ static int on_chunk(struct rtsp_session *s, const struct rtsp_chunk *c, int64_t 
 			return 0;               /* requests from the server are not served */
 		return rtsp_on_response(s, &c->msg);
 	}
-	if (s->phase == PH_TEARDOWN)
+	if (s->media_stopped)
 		return 0;
 	if (c->channel == s->ch_rtp)
 		return rtsp_on_rtp(s, c->payload, c->payload_len, arrival_us);
@@ -866,10 +868,14 @@ static void keep_timer(struct loop_timer *t)
 /* ---- commands ------------------------------------------------------------------------------ */
 
 /* Remove or stop: the camera leaves the id map at once (it may be added
- * again while this session still says goodbye), its frames end now, and
- * the session goes after TEARDOWN (when the server gave a session) and
- * the completion of everything in flight. */
-static void teardown(struct rtsp_session *s)
+ * again while this session still says goodbye) and the session goes after
+ * TEARDOWN (when the server gave a session) and the completion of
+ * everything in flight. A removed camera's frames end now (a new session
+ * of the same camera may start while this one says goodbye); when the
+ * recorder stops (drain), a streaming camera's frames end with the
+ * TEARDOWN reply: what the camera sent before it, still in the socket
+ * (up to recv_batch_ms of it), is read and recorded. */
+static void teardown(struct rtsp_session *s, bool drain)
 {
 	struct rtsp_shard *sh = s->sh;
 	if (s->in_map) {
@@ -877,7 +883,8 @@ static void teardown(struct rtsp_session *s)
 		s->in_map = false;
 	}
 	s->removing = true;
-	if (s->phase < PH_CLOSING)
+	drain = drain && (s->phase == PH_PLAY || s->phase == PH_STREAMING) && s->session_id;
+	if (s->phase < PH_CLOSING && !drain)
 		stop_media(s);
 	switch (s->phase) {
 	case PH_IDLE:
@@ -901,6 +908,9 @@ static void teardown(struct rtsp_session *s)
 		}
 		loop_timer_cancel(rtsp_loop(s), &s->t_keep);
 		s->phase = PH_TEARDOWN;
+		loop_timer_cancel(rtsp_loop(s), &s->t_rx);
+		if (s->fd >= 0 && !(s->ops & (1u << K_RECV)))
+			arm_recv(s);          /* read what waits now, not after the batch */
 		if (rtsp_send_request(s, REQ_TEARDOWN) == 0) {
 			uint32_t wait = s->sh->cfg.timeout_ms < TEARDOWN_WAIT_MS ? s->sh->cfg.timeout_ms
 			                                                          : TEARDOWN_WAIT_MS;
@@ -1051,7 +1061,7 @@ static int cmd_remove(struct loop *l, void *arg)
 	struct rtsp_session *s = find(sh, a->id);
 	if (!s || s->removing)
 		return -ENOENT;
-	teardown(s);
+	teardown(s, false);
 	settle(s);
 	return 0;
 }
@@ -1140,7 +1150,7 @@ static void on_stop(struct loop *l)
 		struct rtsp_session *s = sh->slots[i];
 		if (!s)
 			continue;
-		teardown(s);
+		teardown(s, true);
 		settle(s);                    /* may free s and quit the loop */
 	}
 }

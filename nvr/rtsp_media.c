@@ -315,7 +315,7 @@ void rtsp_udp_done(struct rtsp_session *s, int i, int res)
 		        s->cam_id, UDP_RTP_MAX);
 	} else if (u->msg.msg_namelen && !same_host(&u->from, &s->peer)) {
 		/* not from the camera: ignored */
-	} else if (s->phase != PH_TEARDOWN) {
+	} else if (!s->media_stopped) {
 		if (i == 0 && !truncated && rtsp_on_rtp(s, u->buf, (size_t)res, nvr_now_us()) < 0)
 			return;
 		if (i == 1 && rtsp_on_rtcp(s, u->buf, (size_t)res) < 0)

@@ -54,6 +54,7 @@ struct fake {
 	atomic_int plays;
 	atomic_int teardowns;
 	atomic_int eofs;             /* connections the client closed */
+	atomic_int frames_sent;      /* whole frames written, all connections */
 	atomic_int get_parameters;   /* GET_PARAMETER requests */
 	atomic_int options_after_play;
 	char setup_uri[256];
@@ -209,6 +210,7 @@ static int stream_frames(struct fake *f, struct media_out *o)
 			return -1;
 		if (n == 0 && send_sr(o, ts))
 			return -1;
+		atomic_fetch_add(&f->frames_sent, 1);
 		struct timespec d = { 0, (f->pace_ms ? f->pace_ms : 5) * 1000000L };
 		nanosleep(&d, NULL);
 	}
@@ -377,6 +379,7 @@ struct rig {
 	struct tu_env env;
 	struct ingest *in;
 	struct fake fake;
+	int32_t recv_batch_ms;       /* 0: the default */
 };
 
 /* loops RTSP loops, each connecting at most max_connecting cameras at once
@@ -390,6 +393,7 @@ static void rig_start_loops(struct rig *r, uint32_t timeout_ms, uint32_t loops,
 	struct ingest_config ic = {
 		.stg = r->env.stg, .loops = loops, .av_threads = 1, .backoff_min_ms = 50,
 		.backoff_max_ms = 200, .timeout_ms = timeout_ms, .max_connecting = max_connecting,
+		.recv_batch_ms = r->recv_batch_ms,
 	};
 	cr_assert_eq(ingest_start(&ic, &r->in), 0);
 }
@@ -521,6 +525,30 @@ Test(rtsp_client, tcp_digest_records_and_tears_down, .timeout = 30)
 Test(rtsp_client, udp_digest_records_and_tears_down, .timeout = 30)
 {
 	records_and_tears_down(true);
+}
+
+/* The recorder stops while the camera's last frames still wait in the
+ * socket (a long receive batch keeps them there): they are read and
+ * recorded before TEARDOWN's reply, every one of them. */
+Test(rtsp_client, stop_records_what_waits_in_the_socket, .timeout = 30)
+{
+	struct rig r = { .fake = { .mode = FAKE_OK, .frames = 20 }, .recv_batch_ms = 5000 };
+	rig_start(&r, 2000);
+	struct camera_record c = camera(&r, 4, NULL);
+	cr_assert_eq(ingest_add(r.in, &c), 0);
+	for (int t = 0; t < 5000 && atomic_load(&r.fake.frames_sent) < 20; t += 20)
+		sleep_ms(20);
+	cr_assert_eq(atomic_load(&r.fake.frames_sent), 20);
+	sleep_ms(50);
+	struct ingest_camera_status st;
+	cr_assert_eq(ingest_status(r.in, 4, &st), 0);
+	cr_assert_lt(st.frames, 20, "the receive batch holds frames back (%llu read)",
+	             (unsigned long long)st.frames);
+	rig_stop(&r);
+	cr_assert_eq(atomic_load(&r.fake.teardowns), 1, "TEARDOWN sent");
+	cr_assert_eq(stg_sync(r.env.stg), 0);
+	check_storage(&r, 4, 20, 1);
+	rig_fini(&r);
 }
 
 static bool reconnected_twice(const struct ingest_camera_status *st)
