@@ -144,10 +144,12 @@ static void export_ended(struct export_engine *e, struct export_job *j, int err,
 	json_decref(manifest);
 	nvr_log(state == EXPORT_FAILED ? "warn" : "info", "export",
 	        "event=job_%s id=%" PRIu64 " error=%s frames=%" PRIu64 " frame_bytes=%" PRIu64
-	        " bytes=%" PRIu64 " elapsed_ms=%lld", export_state_name(state), j->id,
-	        state == EXPORT_FAILED ? j->error : "none", (uint64_t)atomic_load(&j->frames),
-	        (uint64_t)atomic_load(&j->frame_bytes), (uint64_t)atomic_load(&j->bytes),
-	        (long long)(elapsed / 1000));
+	        " bytes=%" PRIu64 " elapsed_ms=%lld durable_ms=%lld cpu_ms=%llu",
+	        export_state_name(state), j->id, state == EXPORT_FAILED ? j->error : "none",
+	        (uint64_t)atomic_load(&j->frames), (uint64_t)atomic_load(&j->frame_bytes),
+	        (uint64_t)atomic_load(&j->bytes), (long long)(elapsed / 1000),
+	        (long long)(j->durable_us / 1000),
+	        (unsigned long long)(atomic_load(&j->cpu_us) / 1000));
 }
 
 /* A running job with cameras nobody has claimed, or NULL. Lock held. */

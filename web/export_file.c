@@ -16,10 +16,12 @@
  * allows it (the footage passes once, the page cache has no use for it);
  * the last block is padded to the alignment and the file truncated back to
  * its length. Durability is the caller's, once per job rather than once
- * per file (export_file_sync): the writes are complete when
- * export_file_finish() returns, and one journal commit then covers every
- * file of the job; the manifest is written after that, so it never names
- * a file that a power cut could take back.
+ * per file (export_files_sync): the writes are complete when
+ * export_file_finish() returns, and the job's files are then synced all at
+ * once (fdatasyncs in flight together through io_uring, so that they share
+ * journal commits: one after the other, 16 files took 56-173 ms here,
+ * together 7-77 ms); the manifest is written after that, so it never
+ * names a file that a power cut could take back.
  *
  * The blocks and the ring are made once per export worker and serve file
  * after file: fresh memory would cost a page fault per 4 KiB of every
@@ -42,6 +44,7 @@
 
 #define EXPORT_FILE_BLOCK (4u << 20)
 #define EXPORT_FILE_ALIGN 4096u
+#define SYNC_BATCH 64                /* fdatasyncs in flight at once */
 
 struct export_file {
 	int fd;
@@ -251,12 +254,71 @@ int export_file_finish(struct export_file *f, char sha256_hex[65], uint64_t *byt
 	return 0;
 }
 
-int export_file_sync(const char *path)
+/* Submits an fdatasync of each open fds[i] and waits for all; 0 or the
+ * first failure (its index in *failed). */
+static int sync_all(struct io_uring *ring, const int *fds, size_t n, size_t *failed)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	int err = fd < 0 || fdatasync(fd) ? -errno : 0;
-	if (fd >= 0)
-		close(fd);
+	int err = 0;
+	size_t queued = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+		io_uring_prep_fsync(sqe, fds[i], IORING_FSYNC_DATASYNC);
+		io_uring_sqe_set_data64(sqe, i);
+	}
+	int sub = io_uring_submit(ring);
+	if (sub < 0)
+		return *failed = 0, sub;
+	for (queued = (size_t)sub; queued > 0; queued--) {
+		struct io_uring_cqe *cqe;
+		int r = io_uring_wait_cqe(ring, &cqe);
+		if (r < 0)
+			return *failed = 0, r;           /* the ring goes with what is in it */
+		if (cqe->res < 0 && !err) {
+			err = cqe->res;
+			*failed = (size_t)io_uring_cqe_get_data64(cqe);
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+	if ((size_t)sub < n && !err)
+		return *failed = (size_t)sub, -EAGAIN;
+	return err;
+}
+
+/* Opens and syncs n <= SYNC_BATCH files. */
+static int sync_batch(struct io_uring *ring, const char *const *paths, size_t n, size_t *failed)
+{
+	int fds[SYNC_BATCH];
+	size_t opened = 0;
+	int err = 0;
+	while (opened < n && !err) {
+		int fd = open(paths[opened], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			err = -errno;
+			*failed = opened;
+		} else {
+			fds[opened++] = fd;
+		}
+	}
+	if (!err)
+		err = sync_all(ring, fds, n, failed);
+	while (opened > 0)
+		close(fds[--opened]);
+	return err;
+}
+
+int export_files_sync(const char *const *paths, size_t n, size_t *failed)
+{
+	*failed = 0;
+	struct io_uring ring;
+	int err = n ? io_uring_queue_init(SYNC_BATCH, &ring, 0) : 0;
+	if (err || n == 0)
+		return err;
+	for (size_t at = 0; !err && at < n; at += SYNC_BATCH) {
+		size_t k = n - at < SYNC_BATCH ? n - at : SYNC_BATCH;
+		if ((err = sync_batch(&ring, paths + at, k, failed)))
+			*failed += at;
+	}
+	io_uring_queue_exit(&ring);
 	return err;
 }
 

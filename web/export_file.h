@@ -5,8 +5,8 @@
  * Use: export_file_new() once, then for each file export_file_open(), hand
  * it to the muxer as its output (export_file_write is a mux_write_fn),
  * export_file_finish() for the length and the hash once every byte is
- * written, export_file_close(); export_file_sync() before anything names
- * the file as kept; last export_file_free(). The writer never seeks: what
+ * written, export_file_close(); export_files_sync() before anything names
+ * the files as kept; last export_file_free(). The writer never seeks: what
  * it is given is the file, in order. Errors are negative errno values (a mux_write_fn's
  * negative AVERROR is -errno too); the first one sticks.
  */
@@ -14,6 +14,7 @@
 #define WEB_EXPORT_FILE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct export_file;
@@ -30,11 +31,13 @@ int export_file_write(void *opaque, const uint8_t *buf, int size);
 
 /* Writes what is left and gives the file's length and SHA-256 (64 hex
  * digits). Every write is complete; the file is not yet durable (see
- * export_file_sync). 0 or a negative errno. */
+ * export_files_sync). 0 or a negative errno. */
 int export_file_finish(struct export_file *f, char sha256_hex[65], uint64_t *bytes);
 
-/* Makes a finished file durable (fdatasync). 0 or a negative errno. */
-int export_file_sync(const char *path);
+/* Makes n finished files durable together (an fdatasync each, all in
+ * flight at once, so that one journal commit serves them all). 0, or the
+ * first failure's negative errno with its index in *failed. */
+int export_files_sync(const char *const *paths, size_t n, size_t *failed);
 
 /* Closes the file (after finish, or instead of it on error). */
 void export_file_close(struct export_file *f);

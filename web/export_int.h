@@ -63,8 +63,10 @@ struct export_job {
 	uint64_t disk_bytes;          /* its directory's bytes once ended */
 	int64_t started_us, finished_us;   /* wall clock, 0 until then */
 	int64_t started_mono, elapsed_us;
+	int64_t durable_us;               /* of elapsed: files synced, manifest written */
 	atomic_bool cancel;
 	atomic_uint_fast64_t frames, frame_bytes, bytes, charged;
+	atomic_uint_fast64_t cpu_us;   /* CPU time of the threads writing its cameras */
 	atomic_uint next_cam;         /* cameras claimed so far (may pass ncams) */
 	atomic_uint cams_done;        /* cameras finished */
 	atomic_int failed;            /* the first failure's negative errno, or 0 */

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "export_file.h"
 #include "export_int.h"
@@ -263,35 +264,55 @@ static json_t *export_manifest(struct export_engine *e, struct export_job *j)
 	return m;
 }
 
+static int64_t thread_cpu_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int export_cameras(struct export_engine *e, struct export_job *j, struct export_file *out)
 {
 	int err = 0;
+	int64_t cpu0 = thread_cpu_us();
 	for (unsigned i; !err && (i = atomic_fetch_add(&j->next_cam, 1)) < j->ncams;) {
-		if (export_stopped(e, j))
-			return -ECANCELED;
+		if (export_stopped(e, j)) {
+			err = -ECANCELED;
+			break;
+		}
 		atomic_store(&j->res[i].busy, true);
 		err = export_camera(e, j, i, out);
 		atomic_store(&j->res[i].busy, false);
 		atomic_fetch_add(&j->cams_done, 1);
 	}
+	atomic_fetch_add(&j->cpu_us, (uint64_t)(thread_cpu_us() - cpu0));
 	return err;
 }
 
-/* Makes every file of the job durable. */
+/* Makes every file of the job durable, all at once. */
 static int export_sync_files(struct export_engine *e, struct export_job *j)
 {
-	for (size_t i = 0; i < j->ncams; i++) {
-		char name[EXPORT_FILE_NAME_MAX], path[PATH_MAX];
+	char (*paths)[PATH_MAX] = calloc(j->ncams, sizeof *paths);
+	const char **names = calloc(j->ncams, sizeof *names);
+	uint32_t *cams = calloc(j->ncams, sizeof *cams);
+	size_t n = 0, failed = 0;
+	int err = paths && names && cams ? 0 : export_fail(j, 0, "memory", -ENOMEM);
+	for (size_t i = 0; !err && i < j->ncams; i++) {
+		char name[EXPORT_FILE_NAME_MAX];
 		if (!j->res[i].has_file)
 			continue;
 		export_file_name(j->cams[i].id, name);
-		int err = export_path(e, j->id, name, path, sizeof path);
-		if (!err)
-			err = export_file_sync(path);
-		if (err)
-			return export_fail(j, j->cams[i].id, "io", err);
+		if ((err = export_path(e, j->id, name, paths[n], sizeof paths[n])))
+			export_fail(j, j->cams[i].id, "io", err);
+		names[n] = paths[n];
+		cams[n++] = j->cams[i].id;
 	}
-	return 0;
+	if (!err && (err = export_files_sync(names, n, &failed)))
+		export_fail(j, cams[failed], "io", err);
+	free(paths);
+	free(names);
+	free(cams);
+	return err;
 }
 
 /* Waits until the threads that help the job have left it. */
@@ -317,6 +338,7 @@ int export_run(struct export_engine *e, struct export_job *j, struct export_file
 	export_join_helpers(e, j);
 	if (!err || err == -ECANCELED)
 		err = atomic_load(&j->failed) ? atomic_load(&j->failed) : err;
+	int64_t t0 = nvr_mono_us();
 	if (!err)
 		err = export_sync_files(e, j);
 	if (err)
@@ -332,5 +354,6 @@ int export_run(struct export_engine *e, struct export_job *j, struct export_file
 		return export_fail(j, 0, "io", err);
 	}
 	*manifest = m;
+	j->durable_us = nvr_mono_us() - t0;
 	return 0;
 }

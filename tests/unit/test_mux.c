@@ -271,6 +271,30 @@ Test(mux, export_file_blocks_and_full_disk)
 	free(dir);
 }
 
+/* A job's files are synced together, more of them than go in flight at
+ * once; a file that is not there fails the sync with its index. */
+Test(mux, export_files_sync_all_or_names_the_failure)
+{
+	char *dir = tu_tmpdir();
+	enum { N = 70 };
+	static char paths[N][600];
+	const char *names[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(paths[i], sizeof paths[i], "%s/camera-%d.mp4", dir, i);
+		FILE *f = fopen(paths[i], "wb");
+		cr_assert(f && fprintf(f, "file %d\n", i) > 0 && fclose(f) == 0);
+		names[i] = paths[i];
+	}
+	size_t failed = 99;
+	cr_assert_eq(export_files_sync(names, N, &failed), 0);
+	cr_assert_eq(export_files_sync(names, 0, &failed), 0);
+	cr_assert_eq(unlink(paths[66]), 0);
+	cr_assert_eq(export_files_sync(names, N, &failed), -ENOENT);
+	cr_assert_eq(failed, 66);
+	tu_rmrf(dir);
+	free(dir);
+}
+
 Test(mux, streams_are_deterministic_and_readable)
 {
 	struct clip c;

@@ -3,6 +3,8 @@
  * come back byte for byte, with the recorded ranges and gaps right.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include "testutil.h"
 
 Test(roundtrip, frames_come_back_byte_exact)
@@ -250,5 +252,67 @@ Test(roundtrip, a_slow_camera_is_not_a_string_of_gaps)
 		tu_env_close(&e);
 		tu_env_open(&e);
 	}
+	tu_env_fini(&e);
+}
+
+/* Bytes of vol's segment files in the page cache; with drop, evicts them
+ * first. */
+static uint64_t resident_bytes(const char *vol, bool drop)
+{
+	uint64_t total = 0;
+	for (int seg = 0;; seg++) {
+		char path[600];
+		snprintf(path, sizeof path, "%s/seg-%06d", vol, seg);
+		int fd = open(path, O_RDONLY);
+		if (fd < 0)
+			break;
+		off_t size = lseek(fd, 0, SEEK_END);
+		if (drop)
+			cr_assert_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+		void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, fd, 0);
+		cr_assert(p != MAP_FAILED);
+		size_t pages = ((size_t)size + 4095) / 4096;
+		unsigned char *v = malloc(pages);
+		cr_assert_eq(mincore(p, (size_t)size, v), 0);
+		for (size_t i = 0; i < pages; i++)
+			total += (v[i] & 1) ? 4096 : 0;
+		free(v);
+		munmap(p, (size_t)size);
+		close(fd);
+	}
+	return total;
+}
+
+/* Footage is written with O_DIRECT (never in the page cache) and a
+ * camera's chunks lie between other cameras'; the iterator asks the
+ * kernel for the camera's next chunks as soon as it starts, so that the
+ * disk reads them while the caller works on the first. */
+Test(roundtrip, iterating_reads_the_next_chunks_ahead)
+{
+	struct tu_env e;
+	tu_env_init(&e, 1, 16 << 20, 8);
+	tu_env_open(&e);
+	tu_record(e.stg, 2, 0, 3000);
+	tu_flush_sync(e.stg, 2);
+	uint64_t cam1 = 0;
+	for (uint32_t n = 0; n < 3000; n++)
+		cam1 += tu_frame_size(1, n);
+	uint64_t before = resident_bytes(e.vol[0], true);
+	cr_assert_lt(before, cam1 / 10, "%llu bytes cached after eviction", (unsigned long long)before);
+	struct stg_iter *it;
+	struct stg_read_frame f;
+	cr_assert_eq(stg_iter_open(e.stg, 1, 0, INT64_MAX, &it), 0);
+	cr_assert_eq(stg_iter_next(it, &f), 1);
+	tu_check_frame(&f, 1, 0);
+	uint64_t got = 0;
+	for (int t = 0; t < 200 && (got = resident_bytes(e.vol[0], false)) < cam1 * 9 / 10; t++)
+		usleep(10000);
+	cr_assert_geq(got, cam1 * 9 / 10, "%llu of camera 1's %llu bytes read ahead",
+	              (unsigned long long)got, (unsigned long long)cam1);
+	cr_assert_lt(got, cam1 * 3 / 2, "%llu bytes cached: the other camera's chunks too",
+	             (unsigned long long)got);
+	stg_iter_close(it);
+	cr_assert_eq(tu_read_check(e.stg, 1, 0, 3000), 3000);
+	cr_assert_eq(tu_read_check(e.stg, 2, 0, 3000), 3000);
 	tu_env_fini(&e);
 }
