@@ -390,7 +390,7 @@ int stg_put_frame(struct stg_camera *c, const struct stg_frame *f)
 	c->cur_len += f->size;
 	if (c->nframes > 1)
 		c->prev_dt = f->time_us - c->last_us;
-	if (c->last_time && !(c->range_break && c->nframes == 1))
+	if (c->last_time != INT64_MIN && !(c->range_break && c->nframes == 1))
 		learn_frame_dt(c, f->time_us - c->last_time);   /* not across a flush */
 	c->last_us = f->time_us;
 	c->last_time = f->time_us;

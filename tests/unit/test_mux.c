@@ -250,7 +250,8 @@ Test(mux, export_file_blocks_and_full_disk)
 		cr_assert_eq(export_file_open(out, "/dev/full"), 0);
 		int err = 0;
 		for (size_t at = 0; at < total && !err; at += 1u << 20) {
-			int r = export_file_write(out, src + at, 1 << 20);
+			size_t n = total - at < (1u << 20) ? total - at : 1u << 20;
+			int r = export_file_write(out, src + at, (int)n);
 			err = r < 0 ? r : 0;
 		}
 		if (!err)
