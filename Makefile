@@ -105,7 +105,7 @@ test: all $(TEST_BINS)
 # Same tests, sanitizers on, in a separate build tree. Fault injection is
 # compiled into the library there so the failing-volume test runs too.
 asan:
-	$(MAKE) BUILD=build-asan CC=clang \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) BUILD=build-asan CC=clang \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" test
 

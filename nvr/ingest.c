@@ -143,7 +143,7 @@ int ingest_start(const struct ingest_config *cfg, struct ingest **out)
 	return 0;
 fail:
 	nvr_log("error", "ingest", "event=ingest_start_failed error=\"%s\"", strerror(-err));
-	ingest_stop(in);
+	ingest_stop(in, NULL);
 	return err;
 }
 
@@ -230,14 +230,16 @@ void ingest_totals(struct ingest *in, struct ingest_totals *out)
 		rtsp_shard_totals(in->shards[i], out);
 }
 
-void ingest_stop(struct ingest *in)
+void ingest_stop(struct ingest *in, struct ingest_totals *final)
 {
 	if (!in)
 		return;
+	if (final)
+		avsource_totals(in->av, final);     /* fills; the shards add */
 	if (in->resolver)
 		resolver_cancel_all(in->resolver);
 	for (uint32_t i = 0; i < in->nshards; i++)
-		rtsp_shard_stop(in->shards[i]);
+		rtsp_shard_stop(in->shards[i], final);
 	if (in->av)
 		avsource_pool_stop(in->av);
 	resolver_stop(in->resolver);

@@ -136,7 +136,10 @@ struct ingest_totals {
 };
 void ingest_totals(struct ingest *in, struct ingest_totals *out);
 
-/* TEARDOWN every session, flush every camera, stop the threads, free. */
-void ingest_stop(struct ingest *in);
+/* TEARDOWN every session, flush every camera, stop the threads, free.
+ * With final (may be NULL): the totals as ingest stopped, counting every
+ * frame recorded until the end (a streaming camera's last frames are read
+ * from its socket after the stop begins). */
+void ingest_stop(struct ingest *in, struct ingest_totals *final);
 
 #endif

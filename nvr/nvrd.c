@@ -699,8 +699,7 @@ static void shut_down(struct daemon *d)
 	export_close(d->exports);
 	d->exports = NULL;
 	if (d->ingest) {
-		ingest_totals(d->ingest, &d->last_totals);
-		ingest_stop(d->ingest);
+		ingest_stop(d->ingest, &d->last_totals);
 		d->ingest = NULL;
 	}
 	sim_stop(d->sim);

@@ -342,6 +342,10 @@ static void session_free(struct rtsp_session *s)
 	sh->slots[s->slot] = NULL;
 	sh->free_slots[sh->nfree++] = s->slot;
 	sh->count--;
+	if (s->in_final) {
+		sh->final.frames += s->frames - s->final_frames;
+		sh->final.bytes += s->bytes - s->final_bytes;
+	}
 	nvr_log("info", "ingest", "event=session_removed camera=%" PRIu32 " frames=%" PRIu64
 	        " recv_buffer_max_used=%" PRIu32 " log_suppressed=%" PRIu64, s->cam_id, s->frames,
 	        s->rx_cap_max > RX_MIN ? s->rx_cap_max : RX_MIN, s->log_limit.suppressed);
@@ -1142,6 +1146,15 @@ static void on_stop(struct loop *l)
 {
 	struct rtsp_shard *sh = loop_owner(l);
 	sh->stopping = true;
+	cmd_totals(l, &sh->final);
+	for (uint32_t i = 0; i < sh->nslots; i++) {
+		struct rtsp_session *s = sh->slots[i];
+		if (s && !s->removing) {
+			s->in_final = true;
+			s->final_frames = s->frames;
+			s->final_bytes = s->bytes;
+		}
+	}
 	if (sh->count == 0) {
 		loop_quit(l);
 		return;
@@ -1241,11 +1254,22 @@ void rtsp_shard_totals(struct rtsp_shard *sh, struct ingest_totals *out)
 	loop_call(sh->loop, cmd_totals, out);
 }
 
-void rtsp_shard_stop(struct rtsp_shard *sh)
+void rtsp_shard_stop(struct rtsp_shard *sh, struct ingest_totals *final)
 {
 	if (!sh)
 		return;
 	loop_stop(sh->loop);
+	if (final) {
+		final->cameras += sh->final.cameras;
+		final->streaming += sh->final.streaming;
+		final->backoff += sh->final.backoff;
+		final->repeat_failures += sh->final.repeat_failures;
+		final->frames += sh->final.frames;
+		final->bytes += sh->final.bytes;
+		final->frames_lost += sh->final.frames_lost;
+		final->frames_dropped += sh->final.frames_dropped;
+		final->reconnects += sh->final.reconnects;
+	}
 	free(sh->slots);
 	free(sh->free_slots);
 	free(sh->map.keys);

@@ -42,7 +42,9 @@ int rtsp_shard_status(struct rtsp_shard *sh, uint32_t id,
 /* Adds the shard's cameras to *out. */
 void rtsp_shard_totals(struct rtsp_shard *sh, struct ingest_totals *out);
 
-/* TEARDOWN of every session (bounded wait), flushes, stops the loop. */
-void rtsp_shard_stop(struct rtsp_shard *sh);
+/* TEARDOWN of every session (bounded wait), flushes, stops the loop.
+ * With final, adds the shard's cameras as they were when it stopped, with
+ * every frame recorded until the end (what waited in the sockets). */
+void rtsp_shard_stop(struct rtsp_shard *sh, struct ingest_totals *final);
 
 #endif

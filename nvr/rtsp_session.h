@@ -166,6 +166,8 @@ struct rtsp_session {
 	int64_t streaming_since_ms;
 	bool rtcp_clock;
 	uint64_t frames, bytes, lost_before, refused, reconnects;
+	bool in_final;                 /* counted in the shard's final totals */
+	uint64_t final_frames, final_bytes;  /* ... with these, when it stopped */
 	struct rtsp_rate_bucket rate[RATE_BUCKETS];
 	struct ingest_failures failures;    /* recent failure times (repeat failures) */
 	struct nvr_log_limit log_limit;     /* the camera's warnings and errors */
@@ -190,6 +192,9 @@ struct rtsp_shard {
 	struct rtsp_idmap map;
 	uint32_t count;
 	bool stopping;
+	/* the totals as the shard stopped, plus what sessions recorded while
+	 * saying goodbye (rtsp_shard_stop gives them) */
+	struct ingest_totals final;
 	uint64_t rng;
 	uint16_t udp_next;
 	/* admission: at most cfg.max_connecting sessions connect or negotiate

@@ -64,7 +64,7 @@ static void rig_start(struct rig *r)
 static void rig_stop(struct rig *r)
 {
 	camsync_free(r->cs);
-	ingest_stop(r->in);
+	ingest_stop(r->in, NULL);
 	registry_close(r->reg);
 	tu_rmrf(r->regdir);
 	free(r->regdir);

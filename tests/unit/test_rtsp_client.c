@@ -406,7 +406,7 @@ static void rig_start(struct rig *r, uint32_t timeout_ms)
 static void rig_stop(struct rig *r)
 {
 	if (r->in)
-		ingest_stop(r->in);
+		ingest_stop(r->in, NULL);
 	r->in = NULL;
 	fake_stop(&r->fake);
 }
@@ -529,7 +529,8 @@ Test(rtsp_client, udp_digest_records_and_tears_down, .timeout = 30)
 
 /* The recorder stops while the camera's last frames still wait in the
  * socket (a long receive batch keeps them there): they are read and
- * recorded before TEARDOWN's reply, every one of them. */
+ * recorded before TEARDOWN's reply, every one of them, and the final
+ * totals count them. */
 Test(rtsp_client, stop_records_what_waits_in_the_socket, .timeout = 30)
 {
 	struct rig r = { .fake = { .mode = FAKE_OK, .frames = 20 }, .recv_batch_ms = 5000 };
@@ -544,6 +545,13 @@ Test(rtsp_client, stop_records_what_waits_in_the_socket, .timeout = 30)
 	cr_assert_eq(ingest_status(r.in, 4, &st), 0);
 	cr_assert_lt(st.frames, 20, "the receive batch holds frames back (%llu read)",
 	             (unsigned long long)st.frames);
+	struct ingest_totals fin;
+	ingest_stop(r.in, &fin);
+	r.in = NULL;
+	cr_assert_eq(fin.cameras, 1);
+	cr_assert_eq(fin.streaming, 1);
+	cr_assert_eq(fin.frames, 20, "the final count has the frames read while stopping (%llu)",
+	             (unsigned long long)fin.frames);
 	rig_stop(&r);
 	cr_assert_eq(atomic_load(&r.fake.teardowns), 1, "TEARDOWN sent");
 	cr_assert_eq(stg_sync(r.env.stg), 0);
