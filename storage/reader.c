@@ -198,6 +198,13 @@ int stg_estimate(struct stg *stg, uint32_t camera_id, int64_t t0, int64_t t1,
 
 #define ITER_READAHEAD (8u << 20)   /* bytes of the next chunks asked for ahead */
 
+/* Where the last generation looked up lives (slot_of). */
+struct slot_cache {
+	bool valid;
+	uint16_t vol;
+	uint32_t gen, slot;
+};
+
 struct stg_iter {
 	struct stg *stg;
 	uint32_t cam;
@@ -221,10 +228,7 @@ struct stg_iter {
 	struct dir_entry ra_chunk;
 	uint32_t ra_gen;
 	uint64_t ra_pending;
-	/* where the last generation read lives (slot_of) */
-	bool slot_valid;
-	uint16_t slot_vol;
-	uint32_t slot_gen, slot;
+	struct slot_cache read_slot, ra_slot;   /* of the last chunk read, read ahead */
 };
 
 static struct vol *vol_by_id(struct stg *stg, uint16_t id)
@@ -235,27 +239,26 @@ static struct vol *vol_by_id(struct stg *stg, uint16_t id)
 	return NULL;
 }
 
-/* Finds the slot of generation gen into it->slot, asking the index only
- * when the generation changes (chunks of one camera come many to a
- * segment). A slot reused since is caught by the generation in the chunk
- * header: the read then answers STG_EGONE, as a fresh lookup would. */
-static int slot_of(struct stg_iter *it, uint16_t volid, uint32_t gen)
+/* Finds the slot of generation gen, asking the index only when the
+ * generation is not the one in the cache (chunks of one camera come many
+ * to a segment). A slot reused since is caught by the generation in the
+ * chunk header: the read then answers STG_EGONE, as a fresh lookup would. */
+static int slot_of(struct stg *stg, struct slot_cache *c, uint16_t volid, uint32_t gen,
+                   uint32_t *slot)
 {
-	if (it->slot_valid && it->slot_vol == volid && it->slot_gen == gen)
-		return 0;
-	MDB_txn *t;
-	struct idx_segment s;
-	int err = idx_read_begin(it->stg->ix, &t);
-	if (err)
-		return err;
-	err = idx_get_segment(t, it->stg->ix, volid, gen, &s);
-	idx_read_end(it->stg->ix, t);
-	if (err)
-		return err == MDB_NOTFOUND ? STG_EGONE : err;
-	it->slot_valid = true;
-	it->slot_vol = volid;
-	it->slot_gen = gen;
-	it->slot = s.slot;
+	if (!(c->valid && c->vol == volid && c->gen == gen)) {
+		MDB_txn *t;
+		struct idx_segment s;
+		int err = idx_read_begin(stg->ix, &t);
+		if (err)
+			return err;
+		err = idx_get_segment(t, stg->ix, volid, gen, &s);
+		idx_read_end(stg->ix, t);
+		if (err)
+			return err == MDB_NOTFOUND ? STG_EGONE : err;
+		*c = (struct slot_cache){ true, volid, gen, s.slot };
+	}
+	*slot = c->slot;
 	return 0;
 }
 
@@ -266,7 +269,8 @@ static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
 	struct vol *v = vol_by_id(it->stg, volid);
 	if (!v)
 		return -ENODEV;
-	int err = slot_of(it, volid, gen);
+	uint32_t slot;
+	int err = slot_of(it->stg, &it->read_slot, volid, gen, &slot);
 	if (err)
 		return err;
 	it->chunk = *e;
@@ -279,7 +283,7 @@ static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
 		it->buf = nb;
 		it->cap = e->length;
 	}
-	ssize_t got = pread(v->seg_fd[it->slot], it->buf, e->length, (off_t)e->offset8 * 8);
+	ssize_t got = pread(v->seg_fd[slot], it->buf, e->length, (off_t)e->offset8 * 8);
 	if (got != (ssize_t)e->length)
 		return got < 0 ? -errno : STG_ECORRUPT;
 	err = chunk_parse(it->buf, e->length, gen, it->cam, &it->hdr, &it->table,
@@ -413,18 +417,12 @@ static void read_ahead(struct stg_iter *it)
 	struct vol *v = vol_by_id(it->stg, it->range.r.vol);
 	while (v && it->ra_pending < ITER_READAHEAD) {
 		struct dir_entry e;
-		uint32_t g;
+		uint32_t g, slot;
 		bool gone = false;
-		struct idx_segment s;
-		MDB_txn *t;
 		if (chunk_after(it, &it->ra_chunk, it->ra_gen, &e, &g, &gone) ||
-		    idx_read_begin(it->stg->ix, &t))
+		    slot_of(it->stg, &it->ra_slot, it->range.r.vol, g, &slot))
 			break;
-		int err = idx_get_segment(t, it->stg->ix, it->range.r.vol, g, &s);
-		idx_read_end(it->stg->ix, t);
-		if (err)
-			break;
-		posix_fadvise(v->seg_fd[s.slot], (off_t)e.offset8 * 8, e.length, POSIX_FADV_WILLNEED);
+		posix_fadvise(v->seg_fd[slot], (off_t)e.offset8 * 8, e.length, POSIX_FADV_WILLNEED);
 		it->ra_chunk = e;
 		it->ra_gen = g;
 		it->ra_pending += e.length;
