@@ -213,6 +213,17 @@ int idx_get_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
 	return 0;
 }
 
+int idx_lookup_segment(struct index *ix, uint16_t vol, uint32_t gen, struct idx_segment *out)
+{
+	MDB_txn *t;
+	int err = idx_read_begin(ix, &t);
+	if (err)
+		return err;
+	err = idx_get_segment(t, ix, vol, gen, out);
+	idx_read_end(ix, t);
+	return err;
+}
+
 int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
                     const struct idx_segment *s)
 {

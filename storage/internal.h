@@ -234,6 +234,9 @@ void range_key_parse(const struct range_key *k, uint32_t *cam, int64_t *start);
 
 int idx_get_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
                     struct idx_segment *out);
+/* idx_get_segment in a read transaction of its own (readers outside any
+ * transaction): 0, MDB_NOTFOUND or an error. */
+int idx_lookup_segment(struct index *ix, uint16_t vol, uint32_t gen, struct idx_segment *out);
 int idx_put_segment(MDB_txn *t, struct index *ix, uint16_t vol, uint32_t gen,
                     const struct idx_segment *s);
 /* Calls fn for each live segment of a volume, oldest generation first,

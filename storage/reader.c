@@ -247,13 +247,8 @@ static int slot_of(struct stg *stg, struct slot_cache *c, uint16_t volid, uint32
                    uint32_t *slot)
 {
 	if (!(c->valid && c->vol == volid && c->gen == gen)) {
-		MDB_txn *t;
 		struct idx_segment s;
-		int err = idx_read_begin(stg->ix, &t);
-		if (err)
-			return err;
-		err = idx_get_segment(t, stg->ix, volid, gen, &s);
-		idx_read_end(stg->ix, t);
+		int err = idx_lookup_segment(stg->ix, volid, gen, &s);
 		if (err)
 			return err == MDB_NOTFOUND ? STG_EGONE : err;
 		*c = (struct slot_cache){ true, volid, gen, s.slot };
@@ -299,13 +294,8 @@ static int load_chunk(struct stg_iter *it, uint16_t volid, uint32_t gen,
 
 static int seg_tmin(struct stg *stg, uint16_t vol, uint32_t gen, int64_t *tmin)
 {
-	MDB_txn *t;
 	struct idx_segment s;
-	int err = idx_read_begin(stg->ix, &t);
-	if (err)
-		return err;
-	err = idx_get_segment(t, stg->ix, vol, gen, &s);
-	idx_read_end(stg->ix, t);
+	int err = idx_lookup_segment(stg->ix, vol, gen, &s);
 	if (!err)
 		*tmin = seg_has_times(&s) ? s.t_min : INT64_MAX;
 	return err;

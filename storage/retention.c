@@ -85,6 +85,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "idarray.h"
 #include "internal.h"
 
 #define MAX_CLASSES 64
@@ -142,30 +143,14 @@ static int class_find(struct retention *r, const char *name)
 
 static struct ret_cam *cam_find(struct retention *r, uint32_t id, bool create)
 {
-	uint32_t lo = 0, hi = r->ncams;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (r->cams[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < r->ncams && r->cams[lo].id == id)
-		return &r->cams[lo];
-	if (!create)
-		return NULL;
-	if (r->ncams == r->cams_cap) {
-		uint32_t cap = r->cams_cap ? r->cams_cap * 2 : 256;
-		struct ret_cam *n = realloc(r->cams, cap * sizeof *n);
-		if (!n)
-			return NULL;
-		r->cams = n;
-		r->cams_cap = cap;
-	}
-	memmove(&r->cams[lo + 1], &r->cams[lo], (r->ncams - lo) * sizeof *r->cams);
-	r->cams[lo] = (struct ret_cam){ .id = id, .cls = class_find(r, STG_DEFAULT_CLASS) };
-	r->ncams++;
-	return &r->cams[lo];
+	void *items = r->cams;
+	bool created;
+	struct ret_cam *c = idarray_get(&items, &r->ncams, &r->cams_cap, sizeof *c, id, create,
+	                                &created);
+	r->cams = items;
+	if (created)
+		c->cls = class_find(r, STG_DEFAULT_CLASS);
+	return c;
 }
 
 const struct ret_class *ret_class_of(struct retention *r, uint32_t cam)

@@ -180,13 +180,8 @@ static int load_from_disk(struct stg *stg, uint16_t vol, uint32_t gen,
 			v = &stg->vols[i];
 	if (!v)
 		return -ENODEV;
-	MDB_txn *t;
-	int err = idx_read_begin(stg->ix, &t);
-	if (err)
-		return err;
 	struct idx_segment s;
-	err = idx_get_segment(t, stg->ix, vol, gen, &s);
-	idx_read_end(stg->ix, t);
+	int err = idx_lookup_segment(stg->ix, vol, gen, &s);
 	if (err == MDB_NOTFOUND)
 		return STG_EGONE;
 	if (err)

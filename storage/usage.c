@@ -46,6 +46,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include "idarray.h"
 #include "internal.h"
 
 #define CENSUS_SLICE_US 20000      /* index thread time per census step */
@@ -135,28 +136,10 @@ static bool counted(struct stg *stg, uint16_t vol, uint32_t gen)
 
 static struct use_cam *cam_get(struct usage *u, uint32_t id)
 {
-	uint32_t lo = 0, hi = u->ncams;
-	while (lo < hi) {
-		uint32_t mid = lo + (hi - lo) / 2;
-		if (u->cams[mid].id < id)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < u->ncams && u->cams[lo].id == id)
-		return &u->cams[lo];
-	if (u->ncams == u->cams_cap) {
-		uint32_t cap = u->cams_cap ? u->cams_cap * 2 : 256;
-		struct use_cam *n = realloc(u->cams, cap * sizeof *n);
-		if (!n)
-			return NULL;
-		u->cams = n;
-		u->cams_cap = cap;
-	}
-	memmove(&u->cams[lo + 1], &u->cams[lo], (u->ncams - lo) * sizeof *u->cams);
-	u->cams[lo] = (struct use_cam){ .id = id };
-	u->ncams++;
-	return &u->cams[lo];
+	void *items = u->cams;
+	struct use_cam *c = idarray_get(&items, &u->ncams, &u->cams_cap, sizeof *c, id, true, NULL);
+	u->cams = items;
+	return c;
 }
 
 /* Adds `delta` to camera id's count now (census, commit). */
