@@ -63,7 +63,8 @@ struct export_job {
 	uint64_t disk_bytes;          /* its directory's bytes once ended */
 	int64_t started_us, finished_us;   /* wall clock, 0 until then */
 	int64_t started_mono, elapsed_us;
-	int64_t durable_us;               /* of elapsed: files synced, manifest written */
+	int64_t durable_us;               /* of elapsed: settle_us, then the manifest written */
+	atomic_int_fast64_t settle_us;    /* longest wait of a thread for its files' syncs */
 	atomic_bool cancel;
 	atomic_uint_fast64_t frames, frame_bytes, bytes, charged;
 	atomic_uint_fast64_t cpu_us;   /* CPU time of the threads writing its cameras */

@@ -5,9 +5,10 @@
  * one fragment per key frame, written strictly in order) into
  * EXPORTS/<id>/camera-<c>.mp4 (web/export_file.h: hashed as it is
  * written). Idle export threads write other cameras of the job side by
- * side (export_cameras). Once every camera is written, the files are made
- * durable (one fdatasync each, one journal commit for all), and last the
- * manifest (export.h) is written atomically.
+ * side (export_cameras). Each file's fdatasync starts when it is finished
+ * (export_file.h) and runs while the thread writes its next camera; a
+ * thread leaving the job waits for its files' syncs, and once every thread
+ * has, the manifest (export.h) is written atomically.
  *
  * Why fragmented: a regular MP4's index (moov) is known only at the end,
  * so libavformat either puts it last and patches the file's head, or moves
@@ -191,7 +192,7 @@ static int export_camera(struct export_engine *e, struct export_job *j, size_t i
 		err = found < 0 ? export_fail(j, cam, "storage", found) : 0;
 		goto out;
 	}
-	err = export_file_open(out, path);
+	err = export_file_open(out, path, cam);
 	if (err) {
 		export_fail(j, cam, "io", err);
 		goto out;
@@ -271,6 +272,20 @@ static int64_t thread_cpu_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Waits for this thread's files to be durable; the wait is the job's
+ * settle_us when it is the longest of its threads'. */
+static int export_settle(struct export_job *j, struct export_file *out)
+{
+	uint64_t tag = 0;
+	int64_t t0 = nvr_mono_us();
+	int err = export_file_settle(out, &tag);
+	int64_t waited = nvr_mono_us() - t0;
+	int64_t seen = atomic_load(&j->settle_us);
+	while (waited > seen && !atomic_compare_exchange_weak(&j->settle_us, &seen, waited))
+		;
+	return err ? export_fail(j, (uint32_t)tag, "io", err) : 0;
+}
+
 int export_cameras(struct export_engine *e, struct export_job *j, struct export_file *out)
 {
 	int err = 0;
@@ -285,34 +300,9 @@ int export_cameras(struct export_engine *e, struct export_job *j, struct export_
 		atomic_store(&j->res[i].busy, false);
 		atomic_fetch_add(&j->cams_done, 1);
 	}
+	int serr = export_settle(j, out);   /* also after a failure: closes the files */
 	atomic_fetch_add(&j->cpu_us, (uint64_t)(thread_cpu_us() - cpu0));
-	return err;
-}
-
-/* Makes every file of the job durable, all at once. */
-static int export_sync_files(struct export_engine *e, struct export_job *j)
-{
-	char (*paths)[PATH_MAX] = calloc(j->ncams, sizeof *paths);
-	const char **names = calloc(j->ncams, sizeof *names);
-	uint32_t *cams = calloc(j->ncams, sizeof *cams);
-	size_t n = 0, failed = 0;
-	int err = paths && names && cams ? 0 : export_fail(j, 0, "memory", -ENOMEM);
-	for (size_t i = 0; !err && i < j->ncams; i++) {
-		char name[EXPORT_FILE_NAME_MAX];
-		if (!j->res[i].has_file)
-			continue;
-		export_file_name(j->cams[i].id, name);
-		if ((err = export_path(e, j->id, name, paths[n], sizeof paths[n])))
-			export_fail(j, j->cams[i].id, "io", err);
-		names[n] = paths[n];
-		cams[n++] = j->cams[i].id;
-	}
-	if (!err && (err = export_files_sync(names, n, &failed)))
-		export_fail(j, cams[failed], "io", err);
-	free(paths);
-	free(names);
-	free(cams);
-	return err;
+	return err ? err : serr;
 }
 
 /* Waits until the threads that help the job have left it. */
@@ -338,11 +328,9 @@ int export_run(struct export_engine *e, struct export_job *j, struct export_file
 	export_join_helpers(e, j);
 	if (!err || err == -ECANCELED)
 		err = atomic_load(&j->failed) ? atomic_load(&j->failed) : err;
-	int64_t t0 = nvr_mono_us();
-	if (!err)
-		err = export_sync_files(e, j);
 	if (err)
 		return err;
+	int64_t t0 = nvr_mono_us();
 	if (export_stopped(e, j))
 		return -ECANCELED;
 	json_t *m = export_manifest(e, j);
@@ -354,6 +342,6 @@ int export_run(struct export_engine *e, struct export_job *j, struct export_file
 		return export_fail(j, 0, "io", err);
 	}
 	*manifest = m;
-	j->durable_us = nvr_mono_us() - t0;
+	j->durable_us = atomic_load(&j->settle_us) + (nvr_mono_us() - t0);
 	return 0;
 }

@@ -9,6 +9,7 @@
  * muxer cannot take are refused, and a failing writer's error comes back.
  * The fixtures are made by `make` (build/fixtures, or $BUILD/fixtures).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <libavformat/avformat.h>
 #include <openssl/evp.h>
@@ -172,7 +173,7 @@ static void file_roundtrip(const char *fixture, enum stg_codec codec, enum AVCod
 	struct export_file *out;
 	struct mux *m;
 	cr_assert_eq(export_file_new(&out), 0);
-	cr_assert_eq(export_file_open(out, path), 0);
+	cr_assert_eq(export_file_open(out, path, 1), 0);
 	cr_assert_eq(mux_open_stream(&m, "mp4", &c.f[0], export_file_write, out), 0);
 	for (size_t i = 0; i < c.n; i++)
 		cr_assert_eq(mux_frame(m, &c.f[i]), 0);
@@ -223,7 +224,7 @@ Test(mux, export_file_blocks_and_full_disk)
 	struct export_file *out;
 	cr_assert_eq(export_file_new(&out), 0);
 	cr_assert_eq(export_file_write(out, src, 1), -EBADF);
-	cr_assert_eq(export_file_open(out, path), 0);
+	cr_assert_eq(export_file_open(out, path, 1), 0);
 	for (size_t at = 0, piece = 1; at < total; piece = piece * 7 % 100003 + 1) {
 		size_t n = piece < total - at ? piece : total - at;
 		cr_assert_eq(export_file_write(out, src + at, (int)n), (int)n);
@@ -243,11 +244,11 @@ Test(mux, export_file_blocks_and_full_disk)
 	fclose(f);
 	cr_assert(memcmp(back, src, total) == 0, "the file's bytes differ from what was written");
 	free(back);
-	cr_assert_eq(export_file_open(out, dir), -EISDIR);
+	cr_assert_eq(export_file_open(out, dir, 2), -EISDIR);
 	snprintf(path, sizeof path, "%s/no/such/dir", dir);
-	cr_assert_eq(export_file_open(out, path), -ENOENT);
+	cr_assert_eq(export_file_open(out, path, 3), -ENOENT);
 	if (access("/dev/full", W_OK) == 0) {
-		cr_assert_eq(export_file_open(out, "/dev/full"), 0);
+		cr_assert_eq(export_file_open(out, "/dev/full", 4), 0);
 		int err = 0;
 		for (size_t at = 0; at < total && !err; at += 1u << 20) {
 			size_t n = total - at < (1u << 20) ? total - at : 1u << 20;
@@ -260,7 +261,7 @@ Test(mux, export_file_blocks_and_full_disk)
 	}
 	/* the same writer goes on with the next file after a failed one */
 	snprintf(path, sizeof path, "%s/again.bin", dir);
-	cr_assert_eq(export_file_open(out, path), 0);
+	cr_assert_eq(export_file_open(out, path, 1), 0);
 	cr_assert_eq(export_file_write(out, src, 100000), 100000);
 	cr_assert_eq(export_file_finish(out, sha, &bytes), 0);
 	file_sha256(path, want, &size);
@@ -272,26 +273,64 @@ Test(mux, export_file_blocks_and_full_disk)
 	free(dir);
 }
 
-/* A job's files are synced together, more of them than go in flight at
- * once; a file that is not there fails the sync with its index. */
-Test(mux, export_files_sync_all_or_names_the_failure)
+static int open_fds(void)
 {
-	char *dir = tu_tmpdir();
-	enum { N = 70 };
-	static char paths[N][600];
-	const char *names[N];
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	cr_assert(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* Finished files are synced while the next ones are written, more of them
+ * than have syncs in flight at once: after settle each holds its bytes and
+ * no descriptor is left open. A file whose sync fails (a character device
+ * cannot be synced) is named by its tag; the files around it are still
+ * settled, and the writer goes on. */
+Test(mux, export_file_settle_syncs_every_finished_file)
+{
+	char *dir = tu_tmpdir(), path[600], sha[65], want[65];
+	enum { N = 40 };
+	uint8_t src[5000];
+	for (size_t i = 0; i < sizeof src; i++)
+		src[i] = (uint8_t)(i * 131u);
+	struct export_file *out;
+	cr_assert_eq(export_file_new(&out), 0);
+	int fds0 = open_fds();
+	uint64_t bytes = 0, size = 0, tag = 0;
 	for (int i = 0; i < N; i++) {
-		snprintf(paths[i], sizeof paths[i], "%s/camera-%d.mp4", dir, i);
-		FILE *f = fopen(paths[i], "wb");
-		cr_assert(f && fprintf(f, "file %d\n", i) > 0 && fclose(f) == 0);
-		names[i] = paths[i];
+		snprintf(path, sizeof path, "%s/camera-%d.mp4", dir, i);
+		cr_assert_eq(export_file_open(out, path, (uint64_t)i), 0);
+		cr_assert_eq(export_file_write(out, src, (int)sizeof src - i), (int)sizeof src - i);
+		cr_assert_eq(export_file_finish(out, sha, &bytes), 0);
+		export_file_close(out);
 	}
-	size_t failed = 99;
-	cr_assert_eq(export_files_sync(names, N, &failed), 0);
-	cr_assert_eq(export_files_sync(names, 0, &failed), 0);
-	cr_assert_eq(unlink(paths[66]), 0);
-	cr_assert_eq(export_files_sync(names, N, &failed), -ENOENT);
-	cr_assert_eq(failed, 66);
+	cr_assert_eq(export_file_settle(out, &tag), 0);
+	cr_assert_eq(open_fds(), fds0, "descriptors left open after settle");
+	for (int i = 0; i < N; i++) {
+		snprintf(path, sizeof path, "%s/camera-%d.mp4", dir, i);
+		file_sha256(path, want, &size);
+		cr_assert_eq(size, sizeof src - (size_t)i);
+	}
+	for (int i = 0; i < 3; i++) {
+		if (i == 1)
+			snprintf(path, sizeof path, "/dev/null");
+		else
+			snprintf(path, sizeof path, "%s/after-%d.mp4", dir, i);
+		cr_assert_eq(export_file_open(out, path, 100 + (uint64_t)i), 0);
+		cr_assert_eq(export_file_write(out, src, 1000), 1000);
+		cr_assert_eq(export_file_finish(out, sha, &bytes), 0);
+	}
+	cr_assert_eq(export_file_settle(out, &tag), -EINVAL);
+	cr_assert_eq(tag, 101);
+	cr_assert_eq(open_fds(), fds0);
+	snprintf(path, sizeof path, "%s/after-2.mp4", dir);
+	file_sha256(path, want, &size);
+	cr_assert_eq(size, 1000);
+	cr_assert_eq(export_file_settle(out, &tag), 0, "a failure is reported once");
+	export_file_free(out);
 	tu_rmrf(dir);
 	free(dir);
 }

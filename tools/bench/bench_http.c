@@ -20,7 +20,11 @@
  *      - export: one export job of (up to 16 of) the recorded cameras over the last
  *        --export-seconds; its bytes / elapsed time against an O_DIRECT
  *        sequential read of as many bytes from the same volume's segment
- *        files, read right after it (export_ratio).
+ *        files, read right after it (export_ratio). Beside it, the ceiling
+ *        that this disk sets: an O_DIRECT write of as many bytes to a new
+ *        file next to the exports, made durable with fdatasync as an export
+ *        must be (raw_write_mbps; write_ceiling = raw write / raw read, the
+ *        best export_ratio any exporter that keeps its files could reach).
  *   3. SIGTERM; nvrd's final status line gives the frames lost over the
  *      whole run.
  * The last line holds every figure as key=value pairs.
@@ -69,6 +73,8 @@ struct hb_result {
 	uint64_t playbacks_done, playback_errors, playback_bytes;
 	double lost_during_playback, lost_total;
 	double export_mbps, raw_mbps, export_ratio;
+	double raw_write_mbps, write_ceiling;  /* durable raw write; its ratio to the read */
+	double export_vs_write;                /* export against that write */
 	uint64_t export_bytes;
 	uint64_t search_errors;
 };
@@ -456,6 +462,37 @@ static double hb_raw_read(struct hb_ctx *c, uint64_t bytes)
 	return done >= bytes && s > 0 ? (double)done / 1e6 / s : -EIO;
 }
 
+/* Writes `bytes` (not zeros: a virtual disk may skip those) to a new file in
+ * the data directory with O_DIRECT, 4 MiB at a time, then fdatasync, as an
+ * export's files are written; removes it; returns MB/s or a negative errno. */
+static double hb_raw_write(struct hb_ctx *c, uint64_t bytes)
+{
+	uint8_t *buf;
+	if (posix_memalign((void **)&buf, 4096, HB_RAW_BLOCK))
+		return -ENOMEM;
+	for (size_t i = 0; i < HB_RAW_BLOCK; i++)
+		buf[i] = (uint8_t)(i * 2654435761u >> 13);
+	char path[PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/raw-write.bench", c->data);
+	int64_t t0 = bench_now_ns();
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT | O_CLOEXEC, 0600);
+	double err = fd < 0 ? -errno : 0;
+	uint64_t done = 0;
+	while (!err && done < bytes) {
+		ssize_t n = pwrite(fd, buf, HB_RAW_BLOCK, (off_t)done);
+		err = n <= 0 ? (n < 0 ? -errno : -EIO) : 0;
+		done += n > 0 ? (uint64_t)n : 0;
+	}
+	if (!err && fdatasync(fd))
+		err = -errno;
+	double s = (double)(bench_now_ns() - t0) / 1e9;
+	if (fd >= 0)
+		close(fd);
+	unlink(path);
+	free(buf);
+	return err ? err : s > 0 ? (double)done / 1e6 / s : -EIO;
+}
+
 static int hb_export(struct hb_ctx *c, struct hb_result *r)
 {
 	const struct hb_opts *o = c->o;
@@ -505,7 +542,11 @@ static int hb_export(struct hb_ctx *c, struct hb_result *r)
 		return err;
 	r->raw_mbps = hb_raw_read(c, r->export_bytes);
 	r->export_ratio = r->raw_mbps > 0 ? r->export_mbps / r->raw_mbps : 0;
-	return r->raw_mbps > 0 ? 0 : -EIO;
+	r->raw_write_mbps = hb_raw_write(c, r->export_bytes);
+	r->write_ceiling = r->raw_mbps > 0 && r->raw_write_mbps > 0 ? r->raw_write_mbps / r->raw_mbps
+	                                                            : 0;
+	r->export_vs_write = r->raw_write_mbps > 0 ? r->export_mbps / r->raw_write_mbps : 0;
+	return r->raw_mbps > 0 && r->raw_write_mbps > 0 ? 0 : -EIO;
 }
 
 /* ---- the run ------------------------------------------------------------------- */
@@ -566,14 +607,18 @@ static void hb_print(const struct hb_opts *o, const struct hb_result *r)
 	       r->lost_during_playback, r->lost_total);
 	printf("export: %" PRIu64 " bytes at %.1f MB/s; raw O_DIRECT read %.1f MB/s; ratio %.2f\n",
 	       r->export_bytes, r->export_mbps, r->raw_mbps, r->export_ratio);
+	printf("durable raw O_DIRECT write of as many bytes: %.1f MB/s, %.2f of the raw read"
+	       " (the ceiling of export_ratio on this disk); export at %.2f of it\n",
+	       r->raw_write_mbps, r->write_ceiling, r->export_vs_write);
 	printf("cameras=%" PRIu64 " registry=%" PRIu64 " playbacks=%" PRIu64 " search_p50_ms=%.2f"
 	       " search_p99_ms=%.2f ttfb_p50_ms=%.1f ttfb_p99_ms=%.1f playback_answers=%" PRIu64
 	       " playback_errors=%" PRIu64 " lost_frames_during_playback=%.0f lost_frames_total=%.0f"
-	       " export_bytes=%" PRIu64 " export_mbps=%.1f raw_read_mbps=%.1f export_ratio=%.2f\n",
+	       " export_bytes=%" PRIu64 " export_mbps=%.1f raw_read_mbps=%.1f export_ratio=%.2f"
+	       " raw_write_mbps=%.1f write_ceiling=%.2f export_vs_write=%.2f\n",
 	       o->cameras, o->registry, o->playbacks, r->search_p50_ms, r->search_p99_ms,
 	       r->ttfb_p50_ms, r->ttfb_p99_ms, r->playbacks_done, r->playback_errors,
 	       r->lost_during_playback, r->lost_total, r->export_bytes, r->export_mbps, r->raw_mbps,
-	       r->export_ratio);
+	       r->export_ratio, r->raw_write_mbps, r->write_ceiling, r->export_vs_write);
 }
 
 static int hb_measure(struct hb_ctx *c, struct hb_result *r)
