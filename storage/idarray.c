@@ -31,13 +31,13 @@ void *idarray_get(void **items, uint32_t *n, uint32_t *cap, size_t size, uint32_
 		else
 			hi = mid;
 	}
-	char *at = (char *)*items + (size_t)lo * size;
 	if (created)
 		*created = false;
 	if (lo < *n && id_at(*items, size, lo) == id)
-		return at;
+		return (char *)*items + (size_t)lo * size;
 	if (!create)
 		return NULL;
+	char *at = *items ? (char *)*items + (size_t)lo * size : NULL;   /* none yet: grown below */
 	if (*n == *cap) {
 		uint32_t grown = *cap ? *cap * 2 : 256;
 		void *p = realloc(*items, (size_t)grown * size);
