@@ -221,6 +221,17 @@ int ingest_status(struct ingest *in, uint32_t id, struct ingest_camera_status *o
 	return err;
 }
 
+void ingest_status_many(struct ingest *in, const uint32_t *ids, size_t n,
+                        struct ingest_camera_status *out, bool *found)
+{
+	memset(found, 0, n * sizeof *found);
+	for (uint32_t s = 0; s < in->nshards; s++)
+		rtsp_shard_status_many(in->shards[s], ids, n, out, found);
+	for (size_t i = 0; i < n; i++)
+		if (!found[i])
+			found[i] = avsource_status(in->av, ids[i], &out[i]) == 0;
+}
+
 void ingest_totals(struct ingest *in, struct ingest_totals *out)
 {
 	struct ingest_totals av;

@@ -127,6 +127,14 @@ int ingest_remove(struct ingest *in, uint32_t id);
 
 int ingest_status(struct ingest *in, uint32_t id, struct ingest_camera_status *out);
 
+/* The statuses of n cameras at once: found[i] says whether ids[i] is
+ * recorded (out[i] filled). An RTSP camera's status lives in its loop
+ * thread, so ingest_status costs a round trip to that thread per camera
+ * (at 30,000 cameras, /metrics took 9.7 s that way); this makes one per
+ * loop and RTSP_STATUS_BATCH cameras. */
+void ingest_status_many(struct ingest *in, const uint32_t *ids, size_t n,
+                        struct ingest_camera_status *out, bool *found);
+
 /* Sums over all cameras (for status lines and benchmarks). */
 struct ingest_totals {
 	uint32_t cameras, streaming;

@@ -1249,6 +1249,42 @@ int rtsp_shard_status(struct rtsp_shard *sh, uint32_t id, struct ingest_camera_s
 	return loop_call(sh->loop, cmd_status, &a);
 }
 
+/* Cameras per call into the loop: a call holds the loop for its cameras'
+ * lookups (about a microsecond each), so that it never pauses for long. */
+#define RTSP_STATUS_BATCH 512
+
+struct status_many_arg {
+	const uint32_t *ids;
+	size_t n;
+	struct ingest_camera_status *out;
+	bool *found;
+};
+
+static int cmd_status_many(struct loop *l, void *arg)
+{
+	struct rtsp_shard *sh = loop_owner(l);
+	struct status_many_arg *a = arg;
+	for (size_t i = 0; i < a->n; i++) {
+		struct rtsp_session *s = a->found[i] ? NULL : find(sh, a->ids[i]);
+		if (s && !s->removing) {
+			fill_status(sh, s, &a->out[i]);
+			a->found[i] = true;
+		}
+	}
+	return 0;
+}
+
+void rtsp_shard_status_many(struct rtsp_shard *sh, const uint32_t *ids, size_t n,
+                            struct ingest_camera_status *out, bool *found)
+{
+	for (size_t at = 0; at < n; at += RTSP_STATUS_BATCH) {
+		struct status_many_arg a = { ids + at, n - at < RTSP_STATUS_BATCH ? n - at
+		                                                                  : RTSP_STATUS_BATCH,
+		                             out + at, found + at };
+		loop_call(sh->loop, cmd_status_many, &a);
+	}
+}
+
 void rtsp_shard_totals(struct rtsp_shard *sh, struct ingest_totals *out)
 {
 	loop_call(sh->loop, cmd_totals, out);

@@ -38,6 +38,11 @@ int rtsp_shard_remove(struct rtsp_shard *sh, uint32_t id);
 /* -ENOENT if the shard does not hold the camera. */
 int rtsp_shard_status(struct rtsp_shard *sh, uint32_t id,
                       struct ingest_camera_status *out);
+/* The statuses of those of ids[0..n) that this shard records and that are
+ * not yet found[]: out[i] filled, found[i] set. One call into the loop per
+ * RTSP_STATUS_BATCH cameras instead of one per camera. */
+void rtsp_shard_status_many(struct rtsp_shard *sh, const uint32_t *ids, size_t n,
+                            struct ingest_camera_status *out, bool *found);
 
 /* Adds the shard's cameras to *out. */
 void rtsp_shard_totals(struct rtsp_shard *sh, struct ingest_totals *out);

@@ -21,8 +21,8 @@ static json_t *api_coord(double v)
 	return isnan(v) ? json_null() : json_real(v);
 }
 
-json_t *api_camera_json(struct web *w, const struct api_camera *c,
-                               struct ingest_camera_status *st)
+json_t *api_camera_json(const struct api_camera *c, const struct ingest_camera_status *st,
+                        bool known)
 {
 	json_t *tags = json_array();
 	for (int i = 0; tags && i < c->tag_count && i < REGISTRY_MAX_TAGS; i++)
@@ -32,7 +32,7 @@ json_t *api_camera_json(struct web *w, const struct api_camera *c,
 	                 "latitude", api_coord(c->latitude), "longitude", api_coord(c->longitude),
 	                 "tags", tags, "site", c->site, "district", c->district,
 	                 "retention_class", c->retention_class, "enabled", c->enabled,
-	                 "status", api_status_name(w, c->id, st));
+	                 "status", api_status_label(st, known));
 }
 
 static json_t *api_live_json(const struct ingest_camera_status *st, bool known)
@@ -56,19 +56,25 @@ static int api_list(struct web *w, const struct api_filter *f, bool live,
 {
 	struct api_hit *hits = NULL;
 	json_t *list = json_array();
-	size_t n = 0;
+	size_t n = 0, page = 0;
+	/* the page's statuses in one call (f->limit <= API_MAX_LIMIT) */
+	uint32_t *ids = malloc(API_MAX_LIMIT * sizeof *ids);
+	struct ingest_camera_status *st = malloc(API_MAX_LIMIT * sizeof *st);
+	bool *known = malloc(API_MAX_LIMIT * sizeof *known);
 	int err = -ENOMEM;
-	if (!list || api_filter_hits(w, f, &hits, &n))
+	if (!list || !ids || !st || !known || api_filter_hits(w, f, &hits, &n))
 		goto fail;
-	for (size_t i = (size_t)f->offset; i < n && i < (size_t)(f->offset + f->limit); i++) {
-		struct ingest_camera_status st;
-		memset(&st, 0, sizeof st);
-		json_t *c = api_camera_json(w, hits[i].cam, &st);
+	size_t first = (size_t)f->offset < n ? (size_t)f->offset : n;
+	for (size_t i = first; i < n && page < (size_t)f->limit; i++)
+		ids[page++] = hits[i].cam->id;
+	api_statuses(w, ids, page, st, known);
+	for (size_t k = 0; k < page; k++) {
+		const struct api_hit *h = &hits[first + k];
+		json_t *c = api_camera_json(h->cam, &st[k], known[k]);
 		if (c && f->near)
-			json_object_set_new(c, "distance_m", json_real(round(hits[i].distance_m * 10) / 10));
+			json_object_set_new(c, "distance_m", json_real(round(h->distance_m * 10) / 10));
 		if (c && live)
-			json_object_set_new(c, "live", api_live_json(&st, strcmp(json_string_value(
-			        json_object_get(c, "status")), "not_recording") != 0));
+			json_object_set_new(c, "live", api_live_json(&st[k], known[k]));
 		if (!c || json_array_append_new(list, c))
 			goto fail;
 	}
@@ -80,6 +86,9 @@ static int api_list(struct web *w, const struct api_filter *f, bool live,
 fail:
 	json_decref(list);
 	free(hits);
+	free(ids);
+	free(st);
+	free(known);
 	return err;
 }
 
@@ -125,14 +134,16 @@ int api_camera(struct web *w, const struct web_request *req, const char *arg,
 		return err;
 	const struct api_camera *c = api_snapshot_find(w, (uint32_t)id);
 	struct ingest_camera_status st;
-	memset(&st, 0, sizeof st);
-	json_t *j = c ? api_camera_json(w, c, &st) : NULL;
+	bool known = false;
+	uint32_t cid = (uint32_t)id;
+	if (c)
+		api_statuses(w, &cid, 1, &st, &known);
+	json_t *j = c ? api_camera_json(c, &st, known) : NULL;
 	api_snapshot_release(w);
 	if (!c)
 		return api_error(rep, 404, "id", "no camera with this id");
 	if (!j)
 		return -ENOMEM;
-	bool known = strcmp(json_string_value(json_object_get(j, "status")), "not_recording") != 0;
 	json_object_set_new(j, "live", api_live_json(&st, known));
 	rep->body = j;
 	return 0;

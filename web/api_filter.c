@@ -110,11 +110,19 @@ static bool api_has_tag(const struct api_camera *c, const char *tag)
 	return false;
 }
 
-const char *api_status_name(struct web *w, uint32_t id, struct ingest_camera_status *st)
+void api_statuses(struct web *w, const uint32_t *ids, size_t n,
+                  struct ingest_camera_status *st, bool *known)
 {
-	if (!w->ctx.ingest || ingest_status(w->ctx.ingest, id, st))
-		return "not_recording";
-	return ingest_state_name(st->state);
+	memset(st, 0, n * sizeof *st);
+	if (w->ctx.ingest)
+		ingest_status_many(w->ctx.ingest, ids, n, st, known);
+	else
+		memset(known, 0, n * sizeof *known);
+}
+
+const char *api_status_label(const struct ingest_camera_status *st, bool known)
+{
+	return known ? ingest_state_name(st->state) : "not_recording";
 }
 
 static bool api_match_place(const struct api_filter *f, const struct api_camera *c, double *dist)
@@ -142,8 +150,8 @@ static bool api_match_place(const struct api_filter *f, const struct api_camera 
 	return true;
 }
 
-static bool api_match(struct web *w, const struct api_filter *f, const struct api_camera *c,
-                      double *dist)
+/* Everything of the filter but the status (api_keep_status). */
+static bool api_match(const struct api_filter *f, const struct api_camera *c, double *dist)
 {
 	if (!api_match_place(f, c, dist))
 		return false;
@@ -155,16 +163,42 @@ static bool api_match(struct web *w, const struct api_filter *f, const struct ap
 	if (f->text && !strcasestr(c->name, f->text) && !strcasestr(c->site, f->text) &&
 	    !strcasestr(c->district, f->text))
 		return false;
-	if (f->status) {
-		struct ingest_camera_status st;
-		memset(&st, 0, sizeof st);
-		const char *name = api_status_name(w, c->id, &st);
-		if (!strcmp(f->status, "repeat_failure"))
-			return ingest_is_repeat_failure(&st);
-		if (strcmp(f->status, name))
-			return false;
-	}
 	return true;
+}
+
+static bool api_status_matches(const struct api_filter *f, const struct ingest_camera_status *st,
+                               bool known)
+{
+	if (!strcmp(f->status, "repeat_failure"))
+		return known && ingest_is_repeat_failure(st);
+	return !strcmp(f->status, api_status_label(st, known));
+}
+
+/* Keeps those of the n hits whose status is f->status, asking the
+ * recorder API_STATUS_BLOCK cameras at a time. 0 or -ENOMEM. */
+static int api_keep_status(struct web *w, const struct api_filter *f, struct api_hit *hits,
+                           size_t *n)
+{
+	uint32_t *ids = malloc(API_STATUS_BLOCK * sizeof *ids);
+	struct ingest_camera_status *st = malloc(API_STATUS_BLOCK * sizeof *st);
+	bool *known = malloc(API_STATUS_BLOCK * sizeof *known);
+	int err = ids && st && known ? 0 : -ENOMEM;
+	size_t kept = 0;
+	for (size_t at = 0; !err && at < *n; at += API_STATUS_BLOCK) {
+		size_t k = *n - at < API_STATUS_BLOCK ? *n - at : API_STATUS_BLOCK;
+		for (size_t i = 0; i < k; i++)
+			ids[i] = hits[at + i].cam->id;
+		api_statuses(w, ids, k, st, known);
+		for (size_t i = 0; i < k; i++)
+			if (api_status_matches(f, &st[i], known[i]))
+				hits[kept++] = hits[at + i];
+	}
+	if (!err)
+		*n = kept;
+	free(ids);
+	free(st);
+	free(known);
+	return err;
 }
 
 static int api_cmp_distance(const void *a, const void *b)
@@ -182,8 +216,13 @@ int api_filter_hits(struct web *w, const struct api_filter *f, struct api_hit **
 		return -ENOMEM;
 	for (size_t i = 0; i < w->snap.count; i++) {
 		double d = 0;
-		if (api_match(w, f, &w->snap.cams[i], &d))
+		if (api_match(f, &w->snap.cams[i], &d))
 			hits[(*n)++] = (struct api_hit){ &w->snap.cams[i], d };
+	}
+	if (f->status && api_keep_status(w, f, hits, n)) {
+		free(hits);
+		*n = 0;
+		return -ENOMEM;
 	}
 	if (f->near)
 		qsort(hits, *n, sizeof *hits, api_cmp_distance);

@@ -66,6 +66,9 @@ struct mx_req {
 	struct stg_camera_retention *ret; /* id order */
 	size_t nret, ret_next;            /* ret_next: merge cursor, ids ascend */
 	size_t family, next;            /* cursor: family, then camera index */
+	struct ingest_camera_status *st; /* statuses of ids[st_at, st_at + st_n) */
+	bool *known;
+	size_t st_at, st_n;
 	int header_part;                /* 0 volumes..totals, 1 retention, 2 done */
 	char *buf;
 	size_t len, off;
@@ -261,28 +264,41 @@ static void mx_retained_line(struct mx_req *m, const char *name, uint32_t id)
 		          (double)(r->retained_us > 0 ? r->retained_us : 0) / MX_DAY_US);
 }
 
-static void mx_camera_line(struct mx_req *m, uint32_t id)
+/* The status of ids[i]: asked for API_STATUS_BLOCK cameras at a time (one
+ * round trip to each recorder thread, not one per camera and family). */
+static const struct ingest_camera_status *mx_status(struct mx_req *m, size_t i, bool *known)
 {
-	struct ingest_camera_status st;
-	memset(&st, 0, sizeof st);
-	bool known = m->w->ctx.ingest && ingest_status(m->w->ctx.ingest, id, &st) == 0;
+	if (i < m->st_at || i >= m->st_at + m->st_n) {
+		m->st_at = i;
+		m->st_n = m->count - i < API_STATUS_BLOCK ? m->count - i : API_STATUS_BLOCK;
+		api_statuses(m->w, m->ids + i, m->st_n, m->st, m->known);
+	}
+	*known = m->known[i - m->st_at];
+	return &m->st[i - m->st_at];
+}
+
+static void mx_camera_line(struct mx_req *m, size_t i)
+{
+	uint32_t id = m->ids[i];
+	bool known;
+	const struct ingest_camera_status *st = mx_status(m, i, &known);
 	const char *name = mx_camera_families[m->family].name;
 	switch ((enum mx_family)m->family) {
 	case MX_CAM_UP:
 		mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %d\n", name, id,
-		          known && st.state == INGEST_STREAMING);
+		          known && st->state == INGEST_STREAMING);
 		break;
 	case MX_CAM_STATE:
 		mx_printf(m, "%s{camera=\"%" PRIu32 "\",state=\"%s\"} 1\n", name, id,
-		          known ? ingest_state_name(st.state) : "not_recording");
+		          known ? ingest_state_name(st->state) : "not_recording");
 		break;
-	case MX_CAM_BITRATE: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %.1f\n", name, id, st.bitrate_kbps); break;
-	case MX_CAM_FPS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %.2f\n", name, id, st.fps); break;
-	case MX_CAM_FRAMES: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames); break;
-	case MX_CAM_LOST: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames_lost); break;
-	case MX_CAM_DROPPED: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.frames_dropped); break;
-	case MX_CAM_RECONNECTS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st.reconnects); break;
-	case MX_CAM_FAILURES: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu32 "\n", name, id, st.failures_24h); break;
+	case MX_CAM_BITRATE: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %.1f\n", name, id, st->bitrate_kbps); break;
+	case MX_CAM_FPS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %.2f\n", name, id, st->fps); break;
+	case MX_CAM_FRAMES: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st->frames); break;
+	case MX_CAM_LOST: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st->frames_lost); break;
+	case MX_CAM_DROPPED: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st->frames_dropped); break;
+	case MX_CAM_RECONNECTS: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu64 "\n", name, id, st->reconnects); break;
+	case MX_CAM_FAILURES: mx_printf(m, "%s{camera=\"%" PRIu32 "\"} %" PRIu32 "\n", name, id, st->failures_24h); break;
 	case MX_CAM_RETAINED: mx_retained_line(m, name, id); break;
 	case MX_CAM_FAMILIES: break;
 	}
@@ -306,7 +322,7 @@ static bool mx_fill(struct mx_req *m)
 			          mx_camera_families[m->family].help);
 		}
 		if (m->next < m->count) {
-			mx_camera_line(m, m->ids[m->next++]);
+			mx_camera_line(m, m->next++);
 			continue;
 		}
 		m->family++;
@@ -334,6 +350,8 @@ static void mx_free(void *cls)
 {
 	struct mx_req *m = cls;
 	free(m->ids);
+	free(m->st);
+	free(m->known);
 	free(m->ret);
 	free(m->buf);
 	free(m);
@@ -347,11 +365,13 @@ static int mx_copy_ids(struct mx_req *m)
 		return err;
 	m->count = m->w->snap.count;
 	m->ids = malloc((m->count ? m->count : 1) * sizeof *m->ids);
+	m->st = malloc(API_STATUS_BLOCK * sizeof *m->st);
+	m->known = malloc(API_STATUS_BLOCK * sizeof *m->known);
 	if (m->ids)
 		for (size_t i = 0; i < m->count; i++)
 			m->ids[i] = m->w->snap.cams[i].id;
 	api_snapshot_release(m->w);
-	return m->ids ? 0 : -ENOMEM;
+	return m->ids && m->st && m->known ? 0 : -ENOMEM;
 }
 
 /* The engine's per-camera retention table, for nvr_camera_retained_days. */

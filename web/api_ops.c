@@ -183,10 +183,9 @@ static int api_cmp_repeat(const void *a, const void *b)
 	return x->cam->id < y->cam->id ? -1 : x->cam->id > y->cam->id;
 }
 
-static json_t *api_repeat_json(struct web *w, const struct api_repeat *r)
+static json_t *api_repeat_json(const struct api_repeat *r)
 {
-	struct ingest_camera_status st;
-	json_t *c = api_camera_json(w, r->cam, &st);
+	json_t *c = api_camera_json(r->cam, &r->st, true);
 	if (!c)
 		return NULL;
 	json_object_set_new(c, "failures_24h", json_integer(r->st.failures_24h));
@@ -201,16 +200,26 @@ static json_t *api_repeat_json(struct web *w, const struct api_repeat *r)
 static int api_repeat_list(struct web *w, struct api_repeat **out, size_t *n)
 {
 	struct api_repeat *list = malloc((w->snap.count ? w->snap.count : 1) * sizeof *list);
-	if (!list)
-		return -ENOMEM;
+	uint32_t *ids = malloc(API_STATUS_BLOCK * sizeof *ids);
+	struct ingest_camera_status *st = malloc(API_STATUS_BLOCK * sizeof *st);
+	bool *known = malloc(API_STATUS_BLOCK * sizeof *known);
+	int err = list && ids && st && known ? 0 : -ENOMEM;
 	*n = 0;
-	for (size_t i = 0; i < w->snap.count; i++) {
-		struct api_repeat *r = &list[*n];
-		r->cam = &w->snap.cams[i];
-		memset(&r->st, 0, sizeof r->st);
-		if (w->ctx.ingest && ingest_status(w->ctx.ingest, r->cam->id, &r->st) == 0 &&
-		    ingest_is_repeat_failure(&r->st))
-			(*n)++;
+	for (size_t at = 0; !err && at < w->snap.count; at += API_STATUS_BLOCK) {
+		size_t k = w->snap.count - at < API_STATUS_BLOCK ? w->snap.count - at : API_STATUS_BLOCK;
+		for (size_t i = 0; i < k; i++)
+			ids[i] = w->snap.cams[at + i].id;
+		api_statuses(w, ids, k, st, known);
+		for (size_t i = 0; i < k; i++)
+			if (known[i] && ingest_is_repeat_failure(&st[i]))
+				list[(*n)++] = (struct api_repeat){ &w->snap.cams[at + i], st[i] };
+	}
+	free(ids);
+	free(st);
+	free(known);
+	if (err) {
+		free(list);
+		return err;
 	}
 	qsort(list, *n, sizeof *list, api_cmp_repeat);
 	*out = list;
@@ -230,7 +239,7 @@ int api_repeat_failures(struct web *w, const struct web_request *req, const char
 	json_t *arr = json_array();
 	err = arr ? api_repeat_list(w, &list, &n) : -ENOMEM;
 	for (size_t i = 0; !err && i < n; i++) {
-		json_t *c = api_repeat_json(w, &list[i]);
+		json_t *c = api_repeat_json(&list[i]);
 		if (!c || json_array_append_new(arr, c))
 			err = -ENOMEM;
 	}

@@ -28,15 +28,18 @@ struct api_search {
 	struct stg_range *ranges;       /* API_SEARCH_MAX_RANGES */
 	json_t *list;
 	size_t total;
+	uint32_t *page_ids;             /* the listed cameras (API_MAX_LIMIT) */
+	size_t page;
 };
 
 /* One camera's answer from its n ranges (at most API_SEARCH_MAX_RANGES
- * listed; covered_ms counts the listed ones). */
-static json_t *api_search_camera(struct web *w, const struct api_filter *f,
-                                 const struct api_hit *h, const struct api_search *s, int n)
+ * listed; covered_ms counts the listed ones); its status is filled in
+ * with the page's (api_search_statuses). */
+static json_t *api_search_camera(const struct api_filter *f, const struct api_hit *h,
+                                 const struct api_search *s, int n)
 {
-	struct ingest_camera_status st;
-	json_t *c = api_camera_json(w, h->cam, &st), *jr = json_array();
+	struct ingest_camera_status st = { 0 };
+	json_t *c = api_camera_json(h->cam, &st, false), *jr = json_array();
 	int listed = n < API_SEARCH_MAX_RANGES ? n : API_SEARCH_MAX_RANGES;
 	int64_t covered_us = 0;
 	if (!c || !jr)
@@ -77,11 +80,29 @@ static int api_search_scan(struct web *w, const struct api_filter *f, const stru
 		size_t at = s->total++;
 		if (at < (size_t)f->offset || at >= (size_t)(f->offset + f->limit))
 			continue;
-		json_t *c = api_search_camera(w, f, &hits[i], s, n);
+		json_t *c = api_search_camera(f, &hits[i], s, n);
 		if (!c || json_array_append_new(s->list, c))
 			return -ENOMEM;
+		s->page_ids[s->page++] = hits[i].cam->id;
 	}
 	return 0;
+}
+
+/* The listed cameras' statuses, asked for all at once. */
+static int api_search_statuses(struct web *w, struct api_search *s)
+{
+	struct ingest_camera_status *st = malloc((s->page ? s->page : 1) * sizeof *st);
+	bool *known = malloc((s->page ? s->page : 1) * sizeof *known);
+	int err = st && known ? 0 : -ENOMEM;
+	if (!err)
+		api_statuses(w, s->page_ids, s->page, st, known);
+	for (size_t i = 0; !err && i < s->page; i++)
+		if (json_object_set_new(json_array_get(s->list, i), "status",
+		                        json_string(api_status_label(&st[i], known[i]))))
+			err = -ENOMEM;
+	free(st);
+	free(known);
+	return err;
 }
 
 /* The audit entry: the window and every query parameter as given. */
@@ -111,6 +132,8 @@ static int api_search_run(struct web *w, const struct api_filter *f, struct api_
 	err = api_filter_hits(w, f, &hits, &count);
 	if (!err)
 		err = api_search_scan(w, f, hits, count, s);
+	if (!err)
+		err = api_search_statuses(w, s);
 	api_snapshot_release(w);
 	free(hits);
 	return err;
@@ -135,8 +158,9 @@ int api_search(struct web *w, const struct web_request *req, const char *arg,
 		return err;
 	err = -ENOMEM;
 	s.ranges = malloc(API_SEARCH_MAX_RANGES * sizeof *s.ranges);
+	s.page_ids = malloc(API_MAX_LIMIT * sizeof *s.page_ids);
 	s.list = json_array();
-	if (!s.ranges || !s.list)
+	if (!s.ranges || !s.page_ids || !s.list)
 		goto fail;
 	err = api_search_run(w, &f, &s);
 	if (err)
@@ -151,5 +175,6 @@ int api_search(struct web *w, const struct web_request *req, const char *arg,
 fail:
 	json_decref(s.list);
 	free(s.ranges);
+	free(s.page_ids);
 	return err;
 }

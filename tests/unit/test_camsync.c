@@ -128,3 +128,35 @@ Test(camsync, a_failed_add_is_retried_at_the_next_change, .timeout = 60)
 	cr_assert_eq(camsync_poll(r.cs), 0);
 	rig_stop(&r);
 }
+
+/* The statuses of many cameras asked at once (one call into each loop per
+ * block) are those asked one by one: RTSP cameras on both loops, file
+ * cameras, cameras the ingest does not hold, and more ids than one block. */
+Test(camsync, statuses_asked_at_once_match_one_by_one, .timeout = 60)
+{
+	struct rig r;
+	rig_start(&r);
+	cr_assert_eq(camsync_poll(r.cs), RTSP_CAMERAS + FILE_CAMERAS);
+	enum { N = 1200 };
+	static uint32_t ids[N];
+	static struct ingest_camera_status many[N];
+	static bool found[N];
+	for (uint32_t i = 0; i < N; i++)
+		ids[i] = N - i;                  /* 1200..1: unknown, file, RTSP, in no order */
+	memset(found, 1, sizeof found);      /* stale answers must not survive */
+	ingest_status_many(r.in, ids, N, many, found);
+	size_t held = 0;
+	for (uint32_t i = 0; i < N; i++) {
+		struct ingest_camera_status one;
+		int err = ingest_status(r.in, ids[i], &one);
+		cr_assert_eq(found[i], err == 0, "camera %u: found %d, alone %d", ids[i], found[i], err);
+		if (err)
+			continue;
+		held++;
+		cr_assert_eq(many[i].id, ids[i], "camera %u answered as %u", ids[i], many[i].id);
+		cr_assert_eq(one.id, ids[i]);
+	}
+	cr_assert_eq(held, RTSP_CAMERAS + FILE_CAMERAS);
+	ingest_status_many(r.in, ids, 0, many, found);    /* nothing asked, nothing done */
+	rig_stop(&r);
+}

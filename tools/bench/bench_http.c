@@ -12,6 +12,8 @@
  *      - search: --searches sequential requests on one keep-alive
  *        connection for the cameras within 3 km of the centre that have
  *        footage in the last minute; latency per request, p50 and p99;
+ *        then one scrape of /metrics (a line per registered camera and
+ *        family) and its time (metrics_ms);
  *      - playback: --playbacks concurrent clients, each fetching MP4s of
  *        10 s of a recorded camera one after the other for --play-seconds;
  *        the time to first byte of each answer (p50, p99), and the frames
@@ -77,6 +79,8 @@ struct hb_result {
 	double export_vs_write;                /* export against that write */
 	uint64_t export_bytes;
 	uint64_t search_errors;
+	double metrics_ms;
+	uint64_t metrics_bytes;
 };
 
 /* ---- HTTP helpers ---------------------------------------------------------- */
@@ -600,6 +604,8 @@ static void hb_print(const struct hb_opts *o, const struct hb_result *r)
 {
 	printf("search over %" PRIu64 " cameras: p50 %.2f ms, p99 %.2f ms (%" PRIu64 " errors)\n",
 	       o->registry, r->search_p50_ms, r->search_p99_ms, r->search_errors);
+	printf("/metrics over %" PRIu64 " cameras: %.1f ms, %" PRIu64 " bytes\n", o->registry,
+	       r->metrics_ms, r->metrics_bytes);
 	printf("playback, %" PRIu64 " concurrent clients: %" PRIu64 " answers (%" PRIu64 " failed),"
 	       " %.1f MB, first byte p50 %.1f ms, p99 %.1f ms\n", o->playbacks, r->playbacks_done,
 	       r->playback_errors, (double)r->playback_bytes / 1e6, r->ttfb_p50_ms, r->ttfb_p99_ms);
@@ -611,14 +617,28 @@ static void hb_print(const struct hb_opts *o, const struct hb_result *r)
 	       " (the ceiling of export_ratio on this disk); export at %.2f of it\n",
 	       r->raw_write_mbps, r->write_ceiling, r->export_vs_write);
 	printf("cameras=%" PRIu64 " registry=%" PRIu64 " playbacks=%" PRIu64 " search_p50_ms=%.2f"
-	       " search_p99_ms=%.2f ttfb_p50_ms=%.1f ttfb_p99_ms=%.1f playback_answers=%" PRIu64
+	       " search_p99_ms=%.2f metrics_ms=%.1f ttfb_p50_ms=%.1f ttfb_p99_ms=%.1f playback_answers=%" PRIu64
 	       " playback_errors=%" PRIu64 " lost_frames_during_playback=%.0f lost_frames_total=%.0f"
 	       " export_bytes=%" PRIu64 " export_mbps=%.1f raw_read_mbps=%.1f export_ratio=%.2f"
 	       " raw_write_mbps=%.1f write_ceiling=%.2f export_vs_write=%.2f\n",
 	       o->cameras, o->registry, o->playbacks, r->search_p50_ms, r->search_p99_ms,
-	       r->ttfb_p50_ms, r->ttfb_p99_ms, r->playbacks_done, r->playback_errors,
+	       r->metrics_ms, r->ttfb_p50_ms, r->ttfb_p99_ms, r->playbacks_done, r->playback_errors,
 	       r->lost_during_playback, r->lost_total, r->export_bytes, r->export_mbps, r->raw_mbps,
 	       r->export_ratio, r->raw_write_mbps, r->write_ceiling, r->export_vs_write);
+}
+
+/* One full /metrics scrape: its time, or -EIO. */
+static int hb_metrics(struct hb_ctx *c, struct hb_result *r)
+{
+	struct hb_body b = { 0 };
+	int64_t t0 = bench_now_ns();
+	long st = hb_request(c, "/metrics", NULL, &b);
+	r->metrics_ms = (double)(bench_now_ns() - t0) / 1e6;
+	r->metrics_bytes = b.len;
+	free(b.buf);
+	if (st != 200)
+		fprintf(stderr, "http: /metrics answered %ld\n", st);
+	return st == 200 ? 0 : -EIO;
 }
 
 static int hb_measure(struct hb_ctx *c, struct hb_result *r)
@@ -627,6 +647,8 @@ static int hb_measure(struct hb_ctx *c, struct hb_result *r)
 	bench_sleep_ns((int64_t)c->o->record_s * 1000000000LL);
 	fprintf(stderr, "http: search\n");
 	int err = hb_search(c, r);
+	if (!err)
+		err = hb_metrics(c, r);
 	if (!err) {
 		fprintf(stderr, "http: playback\n");
 		err = hb_playback(c, r);
