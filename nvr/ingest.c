@@ -225,8 +225,13 @@ void ingest_status_many(struct ingest *in, const uint32_t *ids, size_t n,
                         struct ingest_camera_status *out, bool *found)
 {
 	memset(found, 0, n * sizeof *found);
-	for (uint32_t s = 0; s < in->nshards; s++)
-		rtsp_shard_status_many(in->shards[s], ids, n, out, found);
+	for (uint32_t s = 0; s < in->nshards; s++) {
+		size_t i = 0;
+		while (i < n && shard_of(in, ids[i]) != in->shards[s])
+			i++;
+		if (i < n)                       /* only the loops that hold some of them */
+			rtsp_shard_status_many(in->shards[s], ids + i, n - i, out + i, found + i);
+	}
 	for (size_t i = 0; i < n; i++)
 		if (!found[i])
 			found[i] = avsource_status(in->av, ids[i], &out[i]) == 0;
