@@ -329,6 +329,15 @@ int api_parse_filter(const struct query *q, struct api_filter *f, struct web_rep
 /* The snapshot's cameras that match f (caller holds the snapshot), sorted
  * by distance with near, else in id order; *out is malloc'd. 0 or -ENOMEM. */
 int api_filter_hits(struct web *w, const struct api_filter *f, struct api_hit **out, size_t *n);
+/* Room for the statuses of up to API_STATUS_BLOCK cameras (api_statuses),
+ * one allocation. A page of answers fits one block. */
+struct api_status_block {
+	uint32_t ids[API_STATUS_BLOCK];
+	struct ingest_camera_status st[API_STATUS_BLOCK];
+	bool known[API_STATUS_BLOCK];
+};
+_Static_assert(API_MAX_LIMIT <= API_STATUS_BLOCK, "a page's statuses fit one block");
+
 /* The ingest statuses of n cameras at once: one round trip to each
  * recorder thread per block of cameras, not one per camera (which made
  * /metrics take 9.7 s at 30,000 cameras). known[i] is false, and st[i]

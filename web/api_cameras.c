@@ -57,24 +57,21 @@ static int api_list(struct web *w, const struct api_filter *f, bool live,
 	struct api_hit *hits = NULL;
 	json_t *list = json_array();
 	size_t n = 0, page = 0;
-	/* the page's statuses in one call (f->limit <= API_MAX_LIMIT) */
-	uint32_t *ids = malloc(API_MAX_LIMIT * sizeof *ids);
-	struct ingest_camera_status *st = malloc(API_MAX_LIMIT * sizeof *st);
-	bool *known = malloc(API_MAX_LIMIT * sizeof *known);
+	struct api_status_block *b = malloc(sizeof *b);   /* the page's statuses, one call */
 	int err = -ENOMEM;
-	if (!list || !ids || !st || !known || api_filter_hits(w, f, &hits, &n))
+	if (!list || !b || api_filter_hits(w, f, &hits, &n))
 		goto fail;
 	size_t first = (size_t)f->offset < n ? (size_t)f->offset : n;
 	for (size_t i = first; i < n && page < (size_t)f->limit; i++)
-		ids[page++] = hits[i].cam->id;
-	api_statuses(w, ids, page, st, known);
+		b->ids[page++] = hits[i].cam->id;
+	api_statuses(w, b->ids, page, b->st, b->known);
 	for (size_t k = 0; k < page; k++) {
 		const struct api_hit *h = &hits[first + k];
-		json_t *c = api_camera_json(h->cam, &st[k], known[k]);
+		json_t *c = api_camera_json(h->cam, &b->st[k], b->known[k]);
 		if (c && f->near)
 			json_object_set_new(c, "distance_m", json_real(round(h->distance_m * 10) / 10));
 		if (c && live)
-			json_object_set_new(c, "live", api_live_json(&st[k], known[k]));
+			json_object_set_new(c, "live", api_live_json(&b->st[k], b->known[k]));
 		if (!c || json_array_append_new(list, c))
 			goto fail;
 	}
@@ -86,9 +83,7 @@ static int api_list(struct web *w, const struct api_filter *f, bool live,
 fail:
 	json_decref(list);
 	free(hits);
-	free(ids);
-	free(st);
-	free(known);
+	free(b);
 	return err;
 }
 

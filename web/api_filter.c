@@ -179,26 +179,22 @@ static bool api_status_matches(const struct api_filter *f, const struct ingest_c
 static int api_keep_status(struct web *w, const struct api_filter *f, struct api_hit *hits,
                            size_t *n)
 {
-	uint32_t *ids = malloc(API_STATUS_BLOCK * sizeof *ids);
-	struct ingest_camera_status *st = malloc(API_STATUS_BLOCK * sizeof *st);
-	bool *known = malloc(API_STATUS_BLOCK * sizeof *known);
-	int err = ids && st && known ? 0 : -ENOMEM;
+	struct api_status_block *b = malloc(sizeof *b);
+	if (!b)
+		return -ENOMEM;
 	size_t kept = 0;
-	for (size_t at = 0; !err && at < *n; at += API_STATUS_BLOCK) {
+	for (size_t at = 0; at < *n; at += API_STATUS_BLOCK) {
 		size_t k = *n - at < API_STATUS_BLOCK ? *n - at : API_STATUS_BLOCK;
 		for (size_t i = 0; i < k; i++)
-			ids[i] = hits[at + i].cam->id;
-		api_statuses(w, ids, k, st, known);
+			b->ids[i] = hits[at + i].cam->id;
+		api_statuses(w, b->ids, k, b->st, b->known);
 		for (size_t i = 0; i < k; i++)
-			if (api_status_matches(f, &st[i], known[i]))
+			if (api_status_matches(f, &b->st[i], b->known[i]))
 				hits[kept++] = hits[at + i];
 	}
-	if (!err)
-		*n = kept;
-	free(ids);
-	free(st);
-	free(known);
-	return err;
+	*n = kept;
+	free(b);
+	return 0;
 }
 
 static int api_cmp_distance(const void *a, const void *b)

@@ -66,8 +66,7 @@ struct mx_req {
 	struct stg_camera_retention *ret; /* id order */
 	size_t nret, ret_next;            /* ret_next: merge cursor, ids ascend */
 	size_t family, next;            /* cursor: family, then camera index */
-	struct ingest_camera_status *st; /* statuses of ids[st_at, st_at + st_n) */
-	bool *known;
+	struct api_status_block *sb;    /* statuses of ids[st_at, st_at + st_n) */
 	size_t st_at, st_n;
 	int header_part;                /* 0 volumes..totals, 1 retention, 2 done */
 	char *buf;
@@ -271,10 +270,10 @@ static const struct ingest_camera_status *mx_status(struct mx_req *m, size_t i, 
 	if (i < m->st_at || i >= m->st_at + m->st_n) {
 		m->st_at = i;
 		m->st_n = m->count - i < API_STATUS_BLOCK ? m->count - i : API_STATUS_BLOCK;
-		api_statuses(m->w, m->ids + i, m->st_n, m->st, m->known);
+		api_statuses(m->w, m->ids + i, m->st_n, m->sb->st, m->sb->known);
 	}
-	*known = m->known[i - m->st_at];
-	return &m->st[i - m->st_at];
+	*known = m->sb->known[i - m->st_at];
+	return &m->sb->st[i - m->st_at];
 }
 
 static void mx_camera_line(struct mx_req *m, size_t i)
@@ -350,8 +349,7 @@ static void mx_free(void *cls)
 {
 	struct mx_req *m = cls;
 	free(m->ids);
-	free(m->st);
-	free(m->known);
+	free(m->sb);
 	free(m->ret);
 	free(m->buf);
 	free(m);
@@ -365,13 +363,12 @@ static int mx_copy_ids(struct mx_req *m)
 		return err;
 	m->count = m->w->snap.count;
 	m->ids = malloc((m->count ? m->count : 1) * sizeof *m->ids);
-	m->st = malloc(API_STATUS_BLOCK * sizeof *m->st);
-	m->known = malloc(API_STATUS_BLOCK * sizeof *m->known);
+	m->sb = malloc(sizeof *m->sb);
 	if (m->ids)
 		for (size_t i = 0; i < m->count; i++)
 			m->ids[i] = m->w->snap.cams[i].id;
 	api_snapshot_release(m->w);
-	return m->ids && m->st && m->known ? 0 : -ENOMEM;
+	return m->ids && m->sb ? 0 : -ENOMEM;
 }
 
 /* The engine's per-camera retention table, for nvr_camera_retained_days. */

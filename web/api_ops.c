@@ -200,27 +200,23 @@ static json_t *api_repeat_json(const struct api_repeat *r)
 static int api_repeat_list(struct web *w, struct api_repeat **out, size_t *n)
 {
 	struct api_repeat *list = malloc((w->snap.count ? w->snap.count : 1) * sizeof *list);
-	uint32_t *ids = malloc(API_STATUS_BLOCK * sizeof *ids);
-	struct ingest_camera_status *st = malloc(API_STATUS_BLOCK * sizeof *st);
-	bool *known = malloc(API_STATUS_BLOCK * sizeof *known);
-	int err = list && ids && st && known ? 0 : -ENOMEM;
+	struct api_status_block *b = malloc(sizeof *b);
 	*n = 0;
-	for (size_t at = 0; !err && at < w->snap.count; at += API_STATUS_BLOCK) {
+	if (!list || !b) {
+		free(list);
+		free(b);
+		return -ENOMEM;
+	}
+	for (size_t at = 0; at < w->snap.count; at += API_STATUS_BLOCK) {
 		size_t k = w->snap.count - at < API_STATUS_BLOCK ? w->snap.count - at : API_STATUS_BLOCK;
 		for (size_t i = 0; i < k; i++)
-			ids[i] = w->snap.cams[at + i].id;
-		api_statuses(w, ids, k, st, known);
+			b->ids[i] = w->snap.cams[at + i].id;
+		api_statuses(w, b->ids, k, b->st, b->known);
 		for (size_t i = 0; i < k; i++)
-			if (known[i] && ingest_is_repeat_failure(&st[i]))
-				list[(*n)++] = (struct api_repeat){ &w->snap.cams[at + i], st[i] };
+			if (b->known[i] && ingest_is_repeat_failure(&b->st[i]))
+				list[(*n)++] = (struct api_repeat){ &w->snap.cams[at + i], b->st[i] };
 	}
-	free(ids);
-	free(st);
-	free(known);
-	if (err) {
-		free(list);
-		return err;
-	}
+	free(b);
 	qsort(list, *n, sizeof *list, api_cmp_repeat);
 	*out = list;
 	return 0;

@@ -28,8 +28,8 @@ struct api_search {
 	struct stg_range *ranges;       /* API_SEARCH_MAX_RANGES */
 	json_t *list;
 	size_t total;
-	uint32_t *page_ids;             /* the listed cameras (API_MAX_LIMIT) */
-	size_t page;
+	struct api_status_block *page;  /* the listed cameras' ids, then statuses */
+	size_t listed;
 };
 
 /* One camera's answer from its n ranges (at most API_SEARCH_MAX_RANGES
@@ -83,7 +83,7 @@ static int api_search_scan(struct web *w, const struct api_filter *f, const stru
 		json_t *c = api_search_camera(f, &hits[i], s, n);
 		if (!c || json_array_append_new(s->list, c))
 			return -ENOMEM;
-		s->page_ids[s->page++] = hits[i].cam->id;
+		s->page->ids[s->listed++] = hits[i].cam->id;
 	}
 	return 0;
 }
@@ -91,18 +91,13 @@ static int api_search_scan(struct web *w, const struct api_filter *f, const stru
 /* The listed cameras' statuses, asked for all at once. */
 static int api_search_statuses(struct web *w, struct api_search *s)
 {
-	struct ingest_camera_status *st = malloc((s->page ? s->page : 1) * sizeof *st);
-	bool *known = malloc((s->page ? s->page : 1) * sizeof *known);
-	int err = st && known ? 0 : -ENOMEM;
-	if (!err)
-		api_statuses(w, s->page_ids, s->page, st, known);
-	for (size_t i = 0; !err && i < s->page; i++)
+	struct api_status_block *b = s->page;
+	api_statuses(w, b->ids, s->listed, b->st, b->known);
+	for (size_t i = 0; i < s->listed; i++)
 		if (json_object_set_new(json_array_get(s->list, i), "status",
-		                        json_string(api_status_label(&st[i], known[i]))))
-			err = -ENOMEM;
-	free(st);
-	free(known);
-	return err;
+		                        json_string(api_status_label(&b->st[i], b->known[i]))))
+			return -ENOMEM;
+	return 0;
 }
 
 /* The audit entry: the window and every query parameter as given. */
@@ -158,9 +153,9 @@ int api_search(struct web *w, const struct web_request *req, const char *arg,
 		return err;
 	err = -ENOMEM;
 	s.ranges = malloc(API_SEARCH_MAX_RANGES * sizeof *s.ranges);
-	s.page_ids = malloc(API_MAX_LIMIT * sizeof *s.page_ids);
+	s.page = malloc(sizeof *s.page);
 	s.list = json_array();
-	if (!s.ranges || !s.page_ids || !s.list)
+	if (!s.ranges || !s.page || !s.list)
 		goto fail;
 	err = api_search_run(w, &f, &s);
 	if (err)
@@ -175,6 +170,6 @@ int api_search(struct web *w, const struct web_request *req, const char *arg,
 fail:
 	json_decref(s.list);
 	free(s.ranges);
-	free(s.page_ids);
+	free(s.page);
 	return err;
 }
