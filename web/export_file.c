@@ -363,8 +363,9 @@ void export_file_free(struct export_file *f)
 	if (!f)
 		return;
 	export_file_close(f);
-	while (f->ring_ready && f->syncing && export_file_reap(f) == 0)
-		;
+	uint64_t tag;
+	if (f->ring_ready)
+		(void)export_file_settle(f, &tag);  /* closes the files still syncing */
 	if (f->ring_ready && !f->syncing)
 		io_uring_queue_exit(&f->ring);
 	/* else the ring is left as it is: a sync may still use its file */
